@@ -1,0 +1,32 @@
+# SpineNet-190 at 1280 (paper Table 3): 1885 B FLOPs, 163.6 M params, 52.1 AP test-dev.
+# Its endpoints are 512 wide and its head has 7 convs of 512 (paper Sec. 5.1).
+_base_ = './retinanet_spinenet-49_8xb32-640-350e_coco.py'
+arch = '190'
+endpoint_channels = head_channels = 512
+head_convs = 7
+model = dict(
+    backbone=dict(arch=arch),
+    bbox_head=dict(in_channels=endpoint_channels, feat_channels=head_channels,
+                   stacked_convs=head_convs))
+img_size = 1280
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomResize', scale=(img_size, img_size), ratio_range=(0.5, 2.0),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(img_size, img_size),
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='Resize', scale=(img_size, img_size), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,1 @@
+from . import backbones, dense_heads, detectors, layers, losses  # noqa: F401

@@ -1,0 +1,3 @@
+from .spinenet import SpineNet
+
+__all__ = ['SpineNet']

@@ -1,0 +1,269 @@
+"""SpineNet: scale-permuted backbones (Du et al., "SpineNet: Learning Scale-Permuted Backbone
+for Recognition and Localization", CVPR 2020, arXiv:1912.05027).
+
+The block list (SpineNet-49, found by NAS; paper Fig. 4 / official ``SPINENET_BLOCK_SPECS``)
+and the scaling table (paper Table 1: endpoint filters, filter scale, resample alpha, block
+repeats) are data; the five variants come from the table. Structure follows the official
+TensorFlow implementation (tensorflow/tpu ``modeling/architecture/spinenet.py``):
+
+* stem: 7x7/2 conv 64 -> BN -> act -> 3x3/2 max-pool -> two level-2 bottleneck groups;
+* each later block fuses two earlier blocks: each parent is resampled (1x1 conv to
+  ``alpha * C_parent`` + BN + act; down: 3x3/2 conv + BN + act, then one max-pool for ratios
+  above 2; up: nearest; then 1x1 conv + BN to the block's input width), the two are summed,
+  output blocks also add every earlier *unused* block of the same level and width, then
+  act -> the block group;
+* endpoints: 1x1 conv to ``endpoints_num_filters`` + BN + act on the level 3-7 output blocks.
+
+Outputs: a tuple of features for ``out_levels`` (default levels 3-7: strides 8, 16, 32, 64,
+128), each with ``endpoints_num_filters`` channels -- 128 for 49S, 256 for 49/96/143, 512 for
+190 -- so RetinaNet/Mask R-CNN heads attach with no FPN (``SpineNet.out_channels``).
+"""
+from typing import NamedTuple, Sequence, Tuple
+
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule, build_activation_layer
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...registry import MODELS
+from ..layers.res_blocks import RES_BLOCKS, res_block_group
+
+
+class BlockSpec(NamedTuple):
+    level: int
+    block: str
+    inputs: Tuple[int, int]  # indices into the growing list of blocks (0, 1 = stem blocks)
+    is_output: bool
+
+
+# (level, block, (input0, input1), is_output) -- SpineNet-49's permutation (paper Fig. 4)
+SPINENET_BLOCK_SPECS = [BlockSpec(*s) for s in [
+    (2, 'bottleneck', (0, 1), False),
+    (4, 'residual', (0, 1), False),
+    (3, 'bottleneck', (2, 3), False),
+    (4, 'bottleneck', (2, 4), False),
+    (6, 'residual', (3, 5), False),
+    (4, 'bottleneck', (3, 5), False),
+    (5, 'residual', (6, 7), False),
+    (7, 'residual', (6, 8), False),
+    (5, 'bottleneck', (8, 9), False),
+    (5, 'bottleneck', (8, 10), False),
+    (4, 'bottleneck', (5, 10), True),
+    (3, 'bottleneck', (4, 10), True),
+    (5, 'bottleneck', (7, 12), True),
+    (7, 'bottleneck', (5, 14), True),
+    (6, 'bottleneck', (12, 14), True),
+]]
+
+# Base filters per level before `filter_scale` (official FILTER_SIZE_MAP)
+FILTER_SIZE_MAP = {1: 32, 2: 64, 3: 128, 4: 256, 5: 256, 6: 256, 7: 256}
+
+# Paper Table 1 (and the official SCALING_MAP)
+SCALING_MAP = {
+    '49S': dict(endpoints_num_filters=128, filter_scale=0.65, resample_alpha=0.5, block_repeats=1),
+    '49': dict(endpoints_num_filters=256, filter_scale=1.0, resample_alpha=0.5, block_repeats=1),
+    '96': dict(endpoints_num_filters=256, filter_scale=1.0, resample_alpha=0.5, block_repeats=2),
+    '143': dict(endpoints_num_filters=256, filter_scale=1.0, resample_alpha=1.0, block_repeats=3),
+    '190': dict(endpoints_num_filters=512, filter_scale=1.3, resample_alpha=1.0, block_repeats=4),
+}
+
+STEM_LEVEL = 2
+NUM_STEM_BLOCKS = 2
+MAX_LEVEL = 7
+
+
+class Resample(nn.Module):
+    """Brings a parent block's output to a target block's level and input width."""
+
+    def __init__(self, in_channels, in_level, in_expansion, out_channels, out_level, alpha,
+                 norm_cfg, act_cfg):
+        super().__init__()
+        # the official code scales the parent's *base* filters (bottleneck output / 4)
+        mid = int(in_channels / in_expansion * alpha)
+        self.reduce = ConvModule(in_channels, mid, 1, bias=False, norm_cfg=norm_cfg,
+                                 act_cfg=act_cfg)
+        self.down = nn.Identity()
+        self.up_scale = 1
+        ratio = 2**(out_level - in_level) if out_level > in_level else 1
+        if ratio > 1:
+            layers = [ConvModule(mid, mid, 3, stride=2, padding=1, bias=False,
+                                 norm_cfg=norm_cfg, act_cfg=act_cfg)]
+            if ratio > 2:
+                k = 3 if ratio <= 4 else 5
+                layers.append(nn.MaxPool2d(k, stride=ratio // 2, padding=k // 2))
+            self.down = nn.Sequential(*layers)
+        elif in_level > out_level:
+            self.up_scale = 2**(in_level - out_level)
+        self.expand = ConvModule(mid, out_channels, 1, bias=False, norm_cfg=norm_cfg,
+                                 act_cfg=None)
+
+    def forward(self, x):
+        x = self.down(self.reduce(x))
+        if self.up_scale > 1:
+            x = F.interpolate(x, scale_factor=self.up_scale, mode='nearest')
+        return self.expand(x)
+
+
+@MODELS.register_module()
+class SpineNet(BaseModule):
+    """SpineNet backbone (49S, 49, 96, 143, 190).
+
+    Args:
+        arch (str): one of ``'49S', '49', '96', '143', '190'`` (paper Table 1).
+        in_channels (int): input image channels. Default 3.
+        out_levels (Sequence[int]): levels to return, a subset of 3..7 (stride ``2**level``).
+            Default (3, 4, 5, 6, 7).
+        act_cfg (dict): activation; the paper uses swish (``dict(type='SiLU')``, default), the
+            official model zoo also has ReLU variants (``dict(type='ReLU')``).
+        norm_cfg (dict): norm layer; use ``SyncBN`` on GPUs as the paper (mmext's tools turn it
+            into BN on CPU). Default ``dict(type='BN')``.
+        norm_eval (bool): keep BN layers in eval mode (frozen statistics) while training.
+        frozen_stages (int): -1 freezes nothing; 0 freezes the stem conv; 1 also freezes the
+            two level-2 stem blocks. The scale-permuted blocks have no stages to freeze.
+        drop_path_rate (float): stochastic depth of the scale-permuted blocks; block ``i`` of
+            ``n`` drops with ``rate * (i + 1) / n`` as the official code (paper: 0.2).
+        block_specs (list, optional): a custom permutation; default SpineNet-49's.
+        init_cfg: mmengine init config; default Kaiming conv / constant BN.
+    """
+    arch_settings = SCALING_MAP
+
+    def __init__(self,
+                 arch: str = '49',
+                 in_channels: int = 3,
+                 out_levels: Sequence[int] = (3, 4, 5, 6, 7),
+                 act_cfg: dict = dict(type='SiLU'),
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 norm_eval: bool = False,
+                 frozen_stages: int = -1,
+                 drop_path_rate: float = 0.0,
+                 block_specs=None,
+                 init_cfg=None):
+        if init_cfg is None:
+            init_cfg = [dict(type='Kaiming', layer='Conv2d'),
+                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+        super().__init__(init_cfg)
+        arch = str(arch)
+        if arch not in self.arch_settings:
+            raise KeyError(f'SpineNet: arch={arch!r} is not one of '
+                           f'{list(self.arch_settings)} (paper Table 1)')
+        out_levels = tuple(out_levels)
+        if not out_levels or not set(out_levels) <= set(range(3, MAX_LEVEL + 1)):
+            raise ValueError(f'SpineNet: out_levels={out_levels} must be a non-empty subset '
+                             f'of (3, 4, 5, 6, 7)')
+        if frozen_stages not in (-1, 0, 1):
+            raise ValueError(f'SpineNet: frozen_stages={frozen_stages} must be -1, 0 or 1')
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f'SpineNet: drop_path_rate={drop_path_rate} must be in [0, 1)')
+        self.arch = arch
+        setting = self.arch_settings[arch]
+        self.out_levels = out_levels
+        self.norm_eval = norm_eval
+        self.frozen_stages = frozen_stages
+        self.block_specs = [BlockSpec(*s) for s in (block_specs or SPINENET_BLOCK_SPECS)]
+        self.endpoints_num_filters = setting['endpoints_num_filters']
+        self.out_channels = self.endpoints_num_filters
+        scale, alpha, repeats = (setting['filter_scale'], setting['resample_alpha'],
+                                 setting['block_repeats'])
+        conv_kw = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+        # stem
+        self.stem = nn.Sequential(
+            ConvModule(in_channels, 64, 7, stride=2, padding=3, bias=False, **conv_kw),
+            nn.MaxPool2d(3, stride=2, padding=1))
+        stem_filters = int(FILTER_SIZE_MAP[STEM_LEVEL] * scale)
+        self.stem_blocks = nn.ModuleList()
+        channels, levels, kinds = [], [], []
+        c = 64
+        for _ in range(NUM_STEM_BLOCKS):
+            self.stem_blocks.append(res_block_group('bottleneck', c, stem_filters, repeats,
+                                                    **conv_kw))
+            c = stem_filters * 4
+            channels.append(c), levels.append(STEM_LEVEL), kinds.append('bottleneck')
+
+        # scale-permuted network
+        self.resamples = nn.ModuleList()
+        self.blocks = nn.ModuleList()
+        self.merge_unused = []  # per block: earlier unused blocks added to it (output blocks)
+        outgoing = [0] * len(channels)
+        self.output_block = {}
+        n = len(self.block_specs)
+        for i, spec in enumerate(self.block_specs):
+            for j in spec.inputs:
+                if not 0 <= j < len(channels):
+                    raise ValueError(f'SpineNet: block {i} reads block {j}, but only '
+                                     f'{len(channels)} blocks exist before it')
+            if spec.block not in RES_BLOCKS:
+                raise ValueError(f'SpineNet: block type {spec.block!r} not in {list(RES_BLOCKS)}')
+            filters = int(FILTER_SIZE_MAP[spec.level] * scale)
+            target_in = filters * RES_BLOCKS[spec.block].expansion
+            self.resamples.append(nn.ModuleList([
+                Resample(channels[j], levels[j], RES_BLOCKS[kinds[j]].expansion, target_in,
+                         spec.level, alpha, norm_cfg, act_cfg) for j in spec.inputs]))
+            for j in spec.inputs:
+                outgoing[j] += 1
+            unused = []
+            if spec.is_output:
+                for j in range(len(channels)):
+                    if outgoing[j] == 0 and levels[j] == spec.level and channels[j] == target_in:
+                        unused.append(j)
+                        outgoing[j] += 1
+                if spec.level in self.output_block:
+                    raise ValueError(f'SpineNet: two output blocks at level {spec.level}')
+                self.output_block[spec.level] = len(channels)
+            self.merge_unused.append(unused)
+            rate = drop_path_rate * (i + 1) / n
+            self.blocks.append(res_block_group(spec.block, target_in, filters, repeats,
+                                               drop_path_rate=rate, **conv_kw))
+            channels.append(target_in), levels.append(spec.level), kinds.append(spec.block)
+            outgoing.append(0)
+        missing = [lv for lv in out_levels if lv not in self.output_block]
+        if missing:
+            raise ValueError(f'SpineNet: the block specs have no output block at levels {missing}')
+        self.fuse_act = build_activation_layer(act_cfg)
+        self.endpoints = nn.ModuleDict({
+            str(lv): ConvModule(channels[self.output_block[lv]], self.endpoints_num_filters, 1,
+                                bias=False, **conv_kw) for lv in out_levels})
+        self._freeze_stages()
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        div = 2**MAX_LEVEL
+        if h % div or w % div:
+            raise ValueError(
+                f'SpineNet: input size {h}x{w} is not a multiple of {div}: blocks of levels '
+                f'2-7 are fused by exact 2x resampling. Pad the batch, e.g. '
+                f'DetDataPreprocessor(pad_size_divisor={div}).')
+        x = self.stem(x)
+        feats = []
+        for group in self.stem_blocks:
+            x = group(x)
+            feats.append(x)
+        for resamples, block, spec, unused in zip(self.resamples, self.blocks,
+                                                  self.block_specs, self.merge_unused):
+            fused = resamples[0](feats[spec.inputs[0]]) + resamples[1](feats[spec.inputs[1]])
+            for j in unused:
+                fused = fused + feats[j]
+            feats.append(block(self.fuse_act(fused)))
+        return tuple(self.endpoints[str(lv)](feats[self.output_block[lv]])
+                     for lv in self.out_levels)
+
+    def _freeze_stages(self):
+        frozen = []
+        if self.frozen_stages >= 0:
+            frozen.append(self.stem)
+        if self.frozen_stages >= 1:
+            frozen.append(self.stem_blocks)
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
