@@ -14,7 +14,7 @@ def read_requirements():
     reqs = []
     for line in (HERE / 'requirements.txt').read_text().splitlines():
         line = line.split('#')[0].strip()
-        if line and line not in ('pytest', 'psutil'):
+        if line and line.split('=')[0] not in ('pytest', 'psutil', 'timm'):
             reqs.append(line)
     return reqs + ['torch', 'torchvision', 'mmcv>=2.0.0,<2.2.0']
 

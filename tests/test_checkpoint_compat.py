@@ -9,6 +9,7 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
 import mmext  # noqa: F401
+from conftest import run_tool
 
 
 def _roundtrip(obj):
@@ -43,6 +44,18 @@ class _WalkAttrs:
     """Pickles as getattr(HistoryBuffer, '__init__'): a step towards __globals__."""
     def __reduce__(self):
         return (getattr, (HistoryBuffer, '__init__'))
+
+
+def test_checkpoint_loads_in_a_fresh_process(tmp_path, python):
+    """No HistoryBuffer exists yet there (its statistics table fills on first use)."""
+    hub = MessageHub.get_instance('mmext_test_hub_fresh')
+    hub.update_scalar('loss', 1.5)
+    torch.save({'message_hub': hub.state_dict()}, tmp_path / 'ckpt.pth')
+    code = ("import torch, mmext; c = torch.load(r'%s'); "
+            "print(c['message_hub']['log_scalars']['loss'].max())" % (tmp_path / 'ckpt.pth'))
+    res = run_tool([python, '-c', code])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == '1.5'
 
 
 @pytest.mark.parametrize('payload, why', [(_Evil(), 'system'), (_WalkAttrs(), '__init__')])

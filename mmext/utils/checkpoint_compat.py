@@ -24,13 +24,16 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
 _GETATTR_OWNERS = (HistoryBuffer, )
+# HistoryBuffer fills `_statistics_methods` with these in its first __init__, so a fresh process
+# that loads a checkpoint before any buffer exists must know them up front
+_BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')
 
 
 def _statistics_getattr(obj, name, *default):
     """Stand-in for ``builtins.getattr`` inside checkpoints: statistics methods only."""
     if (isinstance(obj, type) and issubclass(obj, _GETATTR_OWNERS)
             and isinstance(name, str)
-            and name in getattr(obj, '_statistics_methods', {})):
+            and (name in _BUILTIN_STATISTICS or name in getattr(obj, '_statistics_methods', {}))):
         return getattr(obj, name)
     raise torch.serialization.pickle.UnpicklingError(
         f'mmext refuses getattr({obj!r}, {name!r}) while loading a checkpoint: only the '

@@ -30,7 +30,8 @@ max_epochs = 2
 train_cfg = dict(max_epochs=max_epochs, val_interval=100)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=6),
-    dict(type='MultiStepLR', by_epoch=True, milestones=[1], gamma=0.5),
+    # explicit `end`: mmengine defaults it to max_epochs, which the "interrupted" run changes
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=100, milestones=[1], gamma=0.5),
 ]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=3),
                      visualization=dict(draw=False))
