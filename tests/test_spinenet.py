@@ -106,16 +106,27 @@ def test_forward_backward_on_cpu_with_stochastic_depth_and_relu():
     grads = [p.grad for p in net.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     # stochastic depth grows linearly over the 15 scale-permuted blocks (official rule)
-    rates = [b[0].drop_path.drop_prob for b in net.blocks]
+    full = SpineNet(arch='49S', drop_path_rate=0.2)
+    rates = [b[0].drop_path.drop_prob for b in full.blocks]
     assert rates[0] == pytest.approx(0.2 / 15) and rates[-1] == pytest.approx(0.2)
 
 
+def test_blocks_that_feed_no_requested_level_are_not_built():
+    """Under DDP unused parameters are an error; P3 alone needs 10 of the 15 blocks."""
+    p3 = SpineNet(arch='49S', out_levels=(3, ))
+    built = [i for i, b in enumerate(p3.blocks) if not isinstance(b, torch.nn.Identity)]
+    assert built == [0, 1, 2, 3, 4, 5, 6, 7, 8, 11]
+    out = p3(torch.rand(2, 3, 128, 128))
+    out[0].sum().backward()
+    assert all(p.grad is not None for p in p3.parameters())
+
+
 def test_unused_level5_block_is_merged_into_p5():
-    """Paper Fig. 4 / official code: block 10 (L5) feeds nothing, so P5 adds it."""
+    """Paper Fig. 4 / official code: permuted block 9 (L5) feeds nothing, so P5 adds it."""
     net = SpineNet(arch='49')
     merged = {net.block_specs[i].level: [j - 2 for j in u]
               for i, u in enumerate(net.merge_unused) if u}
-    assert merged == {5: [8]}
+    assert merged == {5: [9]}
 
 
 def test_frozen_stages_and_norm_eval():

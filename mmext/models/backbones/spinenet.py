@@ -181,50 +181,79 @@ class SpineNet(BaseModule):
             c = stem_filters * 4
             channels.append(c), levels.append(STEM_LEVEL), kinds.append('bottleneck')
 
-        # scale-permuted network
-        self.resamples = nn.ModuleList()
-        self.blocks = nn.ModuleList()
-        self.merge_unused = []  # per block: earlier unused blocks added to it (output blocks)
-        outgoing = [0] * len(channels)
-        self.output_block = {}
-        n = len(self.block_specs)
-        for i, spec in enumerate(self.block_specs):
-            for j in spec.inputs:
-                if not 0 <= j < len(channels):
-                    raise ValueError(f'SpineNet: block {i} reads block {j}, but only '
-                                     f'{len(channels)} blocks exist before it')
-            if spec.block not in RES_BLOCKS:
-                raise ValueError(f'SpineNet: block type {spec.block!r} not in {list(RES_BLOCKS)}')
-            filters = int(FILTER_SIZE_MAP[spec.level] * scale)
-            target_in = filters * RES_BLOCKS[spec.block].expansion
-            self.resamples.append(nn.ModuleList([
-                Resample(channels[j], levels[j], RES_BLOCKS[kinds[j]].expansion, target_in,
-                         spec.level, alpha, norm_cfg, act_cfg) for j in spec.inputs]))
-            for j in spec.inputs:
-                outgoing[j] += 1
-            unused = []
-            if spec.is_output:
-                for j in range(len(channels)):
-                    if outgoing[j] == 0 and levels[j] == spec.level and channels[j] == target_in:
-                        unused.append(j)
-                        outgoing[j] += 1
-                if spec.level in self.output_block:
-                    raise ValueError(f'SpineNet: two output blocks at level {spec.level}')
-                self.output_block[spec.level] = len(channels)
-            self.merge_unused.append(unused)
-            rate = drop_path_rate * (i + 1) / n
-            self.blocks.append(res_block_group(spec.block, target_in, filters, repeats,
-                                               drop_path_rate=rate, **conv_kw))
-            channels.append(target_in), levels.append(spec.level), kinds.append(spec.block)
-            outgoing.append(0)
+        # scale-permuted network: plan the graph, then build the blocks the outputs need
+        plan = self._plan(channels, levels, kinds, scale)
+        self.merge_unused = [p['unused'] for p in plan]
+        self.output_block = {spec.level: NUM_STEM_BLOCKS + i
+                             for i, spec in enumerate(self.block_specs) if spec.is_output}
         missing = [lv for lv in out_levels if lv not in self.output_block]
         if missing:
             raise ValueError(f'SpineNet: the block specs have no output block at levels {missing}')
+        needed = self._needed_blocks([self.output_block[lv] for lv in out_levels])
+        self.resamples = nn.ModuleList()
+        self.blocks = nn.ModuleList()
+        n = len(self.block_specs)
+        for i, (spec, p) in enumerate(zip(self.block_specs, plan)):
+            if NUM_STEM_BLOCKS + i not in needed:
+                # feeds no requested output: not built (no dead parameters under DDP)
+                self.resamples.append(nn.ModuleList())
+                self.blocks.append(nn.Identity())
+                continue
+            self.resamples.append(nn.ModuleList([
+                Resample(channels[j], levels[j], RES_BLOCKS[kinds[j]].expansion, p['in'],
+                         spec.level, alpha, norm_cfg, act_cfg) for j in spec.inputs]))
+            self.blocks.append(res_block_group(spec.block, p['in'], p['filters'], repeats,
+                                               drop_path_rate=drop_path_rate * (i + 1) / n,
+                                               **conv_kw))
         self.fuse_act = build_activation_layer(act_cfg)
         self.endpoints = nn.ModuleDict({
             str(lv): ConvModule(channels[self.output_block[lv]], self.endpoints_num_filters, 1,
                                 bias=False, **conv_kw) for lv in out_levels})
         self._freeze_stages()
+
+    def _plan(self, channels, levels, kinds, scale):
+        """Walk the block list as the official code does: each block's filters and input
+        width, and (for output blocks) the earlier blocks nothing reads, which it absorbs.
+        Appends every block's channels/level/kind to the given lists."""
+        outgoing = [0] * len(channels)
+        plan, seen_levels = [], set()
+        for i, spec in enumerate(self.block_specs):
+            for j in spec.inputs:
+                if not 0 <= j < len(channels):
+                    raise ValueError(f'SpineNet: block {i} reads block {j}, but only '
+                                     f'{len(channels)} blocks exist before it')
+                outgoing[j] += 1
+            if spec.block not in RES_BLOCKS:
+                raise ValueError(f'SpineNet: block type {spec.block!r} not in {list(RES_BLOCKS)}')
+            filters = int(FILTER_SIZE_MAP[spec.level] * scale)
+            target_in = filters * RES_BLOCKS[spec.block].expansion
+            unused = []
+            if spec.is_output:
+                if spec.level in seen_levels:
+                    raise ValueError(f'SpineNet: two output blocks at level {spec.level}')
+                seen_levels.add(spec.level)
+                for j in range(len(channels)):
+                    if outgoing[j] == 0 and levels[j] == spec.level and channels[j] == target_in:
+                        unused.append(j)
+                        outgoing[j] += 1
+            plan.append({'filters': filters, 'in': target_in, 'unused': unused})
+            channels.append(target_in), levels.append(spec.level), kinds.append(spec.block)
+            outgoing.append(0)
+        return plan
+
+    def _needed_blocks(self, outputs):
+        """Blocks (indices into stem + permuted blocks) the given output blocks depend on."""
+        needed, todo = set(), list(outputs)
+        while todo:
+            j = todo.pop()
+            if j in needed:
+                continue
+            needed.add(j)
+            if j >= NUM_STEM_BLOCKS:
+                i = j - NUM_STEM_BLOCKS
+                todo.extend(self.block_specs[i].inputs)
+                todo.extend(self.merge_unused[i])
+        return needed
 
     def forward(self, x):
         h, w = x.shape[-2:]
@@ -241,6 +270,9 @@ class SpineNet(BaseModule):
             feats.append(x)
         for resamples, block, spec, unused in zip(self.resamples, self.blocks,
                                                   self.block_specs, self.merge_unused):
+            if len(resamples) == 0:  # pruned: feeds no requested output
+                feats.append(None)
+                continue
             fused = resamples[0](feats[spec.inputs[0]]) + resamples[1](feats[spec.inputs[1]])
             for j in unused:
                 fused = fused + feats[j]

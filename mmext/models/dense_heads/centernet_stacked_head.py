@@ -1,0 +1,170 @@
+"""CenterNet with stacked refinement stages (CPM-style intermediate supervision).
+
+Zhou et al., "Objects as Points" (arXiv:1904.07850) predict a class-centre heatmap, box size and
+centre offset from one stride-4 feature map. Following Convolutional Pose Machines (Wei et al.,
+CVPR 2016), each later *stage* here refines the previous stage's predictions: it sees the neck
+features concatenated with the previous stage's heatmap (after sigmoid; optionally its wh and
+offset maps), passes them through a small conv block and predicts a new heatmap, wh and offset.
+Every stage is supervised with CenterNet's losses on targets computed once per batch; the stage
+losses are weighted (default: averaged over stages, as the two-stack Hourglass-104 CenterNet
+averages its stacks). Prediction uses the last stage (or any stage, ``test_stage``).
+
+With ``num_stages=1`` this is exactly mmdet's :class:`CenterNetHead` (same parameters, names,
+outputs and losses), so mmdet CenterNet checkpoints load into it.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmdet.models.dense_heads import CenterNetHead
+from mmengine.model import bias_init_with_prob, normal_init
+from torch import Tensor
+
+from ...registry import MODELS
+
+REFINE_INPUTS = ('heatmap', 'wh', 'offset')
+
+
+@MODELS.register_module()
+class CenterNetStackedHead(CenterNetHead):
+    """CenterNet head with ``num_stages`` refinement stages.
+
+    Args:
+        in_channels (int): channels of the single input feature map (e.g. 64 from
+            ``CTResNetNeck``).
+        feat_channels (int): hidden channels of each prediction branch (as CenterNetHead).
+        num_classes (int): number of classes.
+        num_stages (int): stages, >= 1. Stage 1 is CenterNet's own head.
+        stage_loss_weights (Sequence[float], optional): weight of each stage's losses; default
+            ``1 / num_stages`` each (the Hourglass-104 CenterNet average).
+        refine_inputs (Sequence[str]): which previous-stage predictions a stage sees, from
+            ``('heatmap', 'wh', 'offset')``; the heatmap enters after its sigmoid. Default
+            ``('heatmap',)``: CPM passes belief maps only.
+        refine_channels (int): width of each stage's conv block. Default ``in_channels``.
+        refine_convs (int): 3x3 conv + ReLU layers in each stage's block. Default 2.
+        test_stage (int): stage used for prediction, 1-based or negative (-1 = last).
+        **kwargs: everything :class:`mmdet.models.dense_heads.CenterNetHead` takes (losses,
+            ``test_cfg`` ...).
+
+    Losses are logged per stage as ``loss_center_heatmap_s1``, ``loss_wh_s1`` ... (with one
+    stage: mmdet's ``loss_center_heatmap``, ``loss_wh``, ``loss_offset``).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 feat_channels: int,
+                 num_classes: int,
+                 num_stages: int = 2,
+                 stage_loss_weights: Optional[Sequence[float]] = None,
+                 refine_inputs: Sequence[str] = ('heatmap', ),
+                 refine_channels: Optional[int] = None,
+                 refine_convs: int = 2,
+                 test_stage: int = -1,
+                 **kwargs) -> None:
+        if not isinstance(num_stages, int) or num_stages < 1:
+            raise ValueError(f'CenterNetStackedHead: num_stages={num_stages!r} must be an '
+                             f'integer >= 1')
+        if stage_loss_weights is None:
+            stage_loss_weights = [1.0 / num_stages] * num_stages
+        if len(stage_loss_weights) != num_stages:
+            raise ValueError(f'CenterNetStackedHead: stage_loss_weights={stage_loss_weights} '
+                             f'needs one weight per stage ({num_stages})')
+        bad = [r for r in refine_inputs if r not in REFINE_INPUTS]
+        if bad or not refine_inputs:
+            raise ValueError(f'CenterNetStackedHead: refine_inputs={tuple(refine_inputs)} must '
+                             f'be a non-empty subset of {REFINE_INPUTS}')
+        if not (1 <= test_stage <= num_stages or -num_stages <= test_stage <= -1):
+            raise ValueError(f'CenterNetStackedHead: test_stage={test_stage} is not a stage of '
+                             f'1..{num_stages} (or -1..-{num_stages})')
+        if refine_convs < 1:
+            raise ValueError(f'CenterNetStackedHead: refine_convs={refine_convs} must be >= 1')
+        super().__init__(in_channels, feat_channels, num_classes, **kwargs)
+        self.num_stages = num_stages
+        self.stage_loss_weights = list(stage_loss_weights)
+        self.refine_inputs = tuple(refine_inputs)
+        self.test_stage = test_stage
+        refine_channels = refine_channels or in_channels
+        prev = {'heatmap': num_classes, 'wh': 2, 'offset': 2}
+        prev_channels = sum(prev[r] for r in self.refine_inputs)
+        self.refine_blocks = nn.ModuleList()
+        self.stage_heads = nn.ModuleList()
+        for _ in range(num_stages - 1):
+            layers, c = [], in_channels + prev_channels
+            for _ in range(refine_convs):
+                layers += [nn.Conv2d(c, refine_channels, 3, padding=1), nn.ReLU(inplace=True)]
+                c = refine_channels
+            self.refine_blocks.append(nn.Sequential(*layers))
+            self.stage_heads.append(nn.ModuleDict(dict(
+                heatmap=self._build_head(refine_channels, feat_channels, num_classes),
+                wh=self._build_head(refine_channels, feat_channels, 2),
+                offset=self._build_head(refine_channels, feat_channels, 2))))
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        # later stages start like stage 1: heatmap prior 0.1, small wh/offset weights
+        for heads in self.stage_heads:
+            heads['heatmap'][-1].bias.data.fill_(bias_init_with_prob(0.1))
+            for name in ('wh', 'offset'):
+                for m in heads[name].modules():
+                    if isinstance(m, nn.Conv2d):
+                        normal_init(m, std=0.001)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: Tuple[Tensor, ...]) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+        """Returns (heatmaps, whs, offsets), each a list over *stages* of one level's maps."""
+        if len(x) != 1:
+            raise ValueError(
+                f'CenterNetStackedHead takes one feature map (one stride, e.g. 4 from '
+                f'CTResNetNeck), got {len(x)} levels with shapes '
+                f'{[tuple(f.shape) for f in x]}; select one, e.g. backbone out_indices=(0,)')
+        feat = x[0]
+        hm, wh, off = self.forward_single(feat)
+        heatmaps, whs, offsets = [hm], [wh], [off]
+        for block, heads in zip(self.refine_blocks, self.stage_heads):
+            prev = dict(heatmap=heatmaps[-1], wh=whs[-1], offset=offsets[-1])
+            y = block(torch.cat([feat] + [prev[r] for r in self.refine_inputs], dim=1))
+            heatmaps.append(heads['heatmap'](y).sigmoid())
+            whs.append(heads['wh'](y))
+            offsets.append(heads['offset'](y))
+        return heatmaps, whs, offsets
+
+    # --------------------------------------------------------------------- loss
+    def _key(self, name: str, stage: int) -> str:
+        return name if self.num_stages == 1 else f'{name}_s{stage + 1}'
+
+    def loss_by_feat(self, center_heatmap_preds, wh_preds, offset_preds, batch_gt_instances,
+                     batch_img_metas, batch_gt_instances_ignore=None) -> dict:
+        """CenterNet's losses for every stage, on targets computed once for the batch."""
+        gt_bboxes = [g.bboxes for g in batch_gt_instances]
+        gt_labels = [g.labels for g in batch_gt_instances]
+        targets, avg_factor = self.get_targets(gt_bboxes, gt_labels,
+                                               center_heatmap_preds[0].shape,
+                                               batch_img_metas[0]['batch_input_shape'])
+        weight = targets['wh_offset_target_weight']
+        losses = {}
+        for s, (hm, wh, off) in enumerate(zip(center_heatmap_preds, wh_preds, offset_preds)):
+            w = self.stage_loss_weights[s]
+            # as CenterNetHead: wh/offset have 2 channels, hence avg_factor * 2
+            losses[self._key('loss_center_heatmap', s)] = w * self.loss_center_heatmap(
+                hm, targets['center_heatmap_target'], avg_factor=avg_factor)
+            losses[self._key('loss_wh', s)] = w * self.loss_wh(
+                wh, targets['wh_target'], weight, avg_factor=avg_factor * 2)
+            losses[self._key('loss_offset', s)] = w * self.loss_offset(
+                off, targets['offset_target'], weight, avg_factor=avg_factor * 2)
+        return losses
+
+    # ------------------------------------------------------------------ predict
+    def predict_by_feat(self, center_heatmap_preds, wh_preds, offset_preds,
+                        batch_img_metas=None, rescale=True, with_nms=False, stage=None):
+        """Boxes from one stage (default ``test_stage``).
+
+        Unlike mmdet's head, a missing ``border`` meta key (pipelines without
+        ``RandomCenterCropPad``, where the image sits at the canvas' top-left) means no border.
+        """
+        stage = self.test_stage if stage is None else stage
+        s = stage - 1 if stage > 0 else len(center_heatmap_preds) + stage
+        metas = [m if 'border' in m else {**m, 'border': (0, 0, 0, 0)}
+                 for m in batch_img_metas]
+        return super().predict_by_feat([center_heatmap_preds[s]], [wh_preds[s]],
+                                       [offset_preds[s]], metas, rescale=rescale,
+                                       with_nms=with_nms)
