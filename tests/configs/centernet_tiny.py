@@ -36,3 +36,4 @@ param_scheduler = [
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=3),
                      visualization=dict(draw=False))
 randomness = dict(seed=0)
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
