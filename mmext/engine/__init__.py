@@ -1,0 +1,4 @@
+"""Training-loop components (parameter schedulers) registered in MMDetection's registries."""
+from .schedulers import CyclicWarmRestartLR
+
+__all__ = ['CyclicWarmRestartLR']
