@@ -1,0 +1,52 @@
+# The baseline for Gaussian YOLOv3 on the embedded synthetic shapes: mmdet's YOLOv3 on
+# MobileNetV2 at 320, from scratch (no weights can be downloaded), 3 classes, AdamW with a short
+# cosine schedule (SGD from scratch barely moves in a CPU budget). Trains in CPU minutes.
+_base_ = 'mmdet::yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py'
+custom_imports = dict(imports=['mmext'], allow_failed_imports=False)
+
+img_scale = (320, 320)
+model = dict(
+    backbone=dict(init_cfg=None),
+    bbox_head=dict(num_classes=3))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(_delete_=True, type='SyntheticShapesDataset', split='train',
+                 filter_cfg=dict(filter_empty_gt=True, min_size=4), pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(_delete_=True, type='SyntheticShapesDataset', split='val', test_mode=True,
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file='data/synthetic/annotations/val.json')
+test_evaluator = val_evaluator
+
+max_epochs = 30
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-4),
+    clip_grad=dict(max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0, end=max_epochs,
+         eta_min=1e-5),
+]
+default_hooks = dict(logger=dict(interval=8),
+                     checkpoint=dict(interval=max_epochs // 2, max_keep_ckpts=2))
+auto_scale_lr = dict(base_batch_size=8)
