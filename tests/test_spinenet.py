@@ -163,8 +163,9 @@ def test_synthetic_retinanet_spinenet49s_trains(tmp_path, python, synthetic_root
 
     from conftest import run_tool
     wd = tmp_path / 'spinenet'
-    res = run_tool([python, 'tools/train.py', 'configs/spinenet/retinanet_spinenet-49s_synthetic.py',
-                    '--work-dir', str(wd)], timeout=3600)
+    res = run_tool([python, 'tools/train.py',
+                    'configs/spinenet/retinanet_spinenet-49s_synthetic.py', '--work-dir', str(wd)],
+                   timeout=3600)
     assert res.returncode == 0, res.stderr[-4000:]
     scalars = next(wd.glob('*/vis_data/scalars.json'))
     losses = [json.loads(line)['loss'] for line in open(scalars) if '"loss"' in line]

@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from conftest import ROOT, free_port, run_tool
+from conftest import free_port, run_tool
 
 TINY = osp.join('tests', 'configs', 'centernet_tiny.py')
 

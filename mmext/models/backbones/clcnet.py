@@ -24,10 +24,9 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
+from .base import FreezableBackbone
 from ..layers.igc import CLCBlock
 
 # arch -> stride-1 CLC blocks after each stage's strided block (official options a, b, c, d)
@@ -40,7 +39,7 @@ STAGE_CHANNELS = (128, 256, 512, 1024)
 
 
 @MODELS.register_module()
-class CLCNet(BaseModule):
+class CLCNet(FreezableBackbone):
     """clcNet backbone built from channel-local-convolution (CLC) blocks.
 
     Args:
@@ -136,18 +135,5 @@ class CLCNet(BaseModule):
             return self.head(x)
         return tuple(outs[i] for i in self.out_indices)
 
-    def _freeze_stages(self):
-        frozen = [self.stem] + list(self.stages)
-        for m in frozen[:self.frozen_stages + 1]:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+    def frozen_modules(self):
+        return ([self.stem] + list(self.stages))[:self.frozen_stages + 1]

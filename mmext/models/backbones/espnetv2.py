@@ -29,10 +29,9 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
+from .base import FreezableBackbone
 from ..layers.eesp import EESP, StridedEESP
 
 # width scale s -> channels of levels 1..5 and of the final 1x1 (the paper's ImageNet table;
@@ -59,7 +58,7 @@ ESPNETV2_LEVELS = {
 
 
 @MODELS.register_module()
-class ESPNetv2(BaseModule):
+class ESPNetv2(FreezableBackbone):
     """ESPNetv2 backbone with EESP units.
 
     Args:
@@ -162,18 +161,5 @@ class ESPNetv2(BaseModule):
             return self.head(x)
         return tuple(outs[i] for i in self.out_indices)
 
-    def _freeze_stages(self):
-        frozen = [self.level1] + list(self.levels)
-        for m in frozen[:max(self.frozen_stages, 0)]:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+    def frozen_modules(self):
+        return ([self.level1] + list(self.levels))[:max(self.frozen_stages, 0)]

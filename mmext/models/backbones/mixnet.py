@@ -46,10 +46,9 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
+from .base import FreezableBackbone
 from ..layers.mixconv import GroupedPointwiseConv2d, MixConv2d
 
 
@@ -176,7 +175,7 @@ class MixBlock(nn.Module):
 
 
 @MODELS.register_module()
-class MixNet(BaseModule):
+class MixNet(FreezableBackbone):
     """MixNet backbone (S, M, L) with an optional ImageNet classification head.
 
     Args:
@@ -298,24 +297,11 @@ class MixNet(BaseModule):
                 feats[wanted[j]] = x
         return tuple(feats[i] for i in self.out_indices)
 
-    def _freeze_stages(self):
+    def frozen_modules(self):
         if self.frozen_stages < 0:
-            return
+            return []
         limit = 2**(self.frozen_stages + 1)
-        frozen = [self.stem] + [s for s, st in zip(self.stages, self.stage_strides) if st <= limit]
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode=True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        return [self.stem] + [s for s, st in zip(self.stages, self.stage_strides) if st <= limit]
 
 
 # timm block-internal names -> ours. timm's InvertedResidual (a block with conv_pwl) and its

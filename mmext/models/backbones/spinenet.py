@@ -23,10 +23,9 @@ from typing import NamedTuple, Sequence, Tuple
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_activation_layer
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
+from .base import FreezableBackbone
 from ..layers.res_blocks import RES_BLOCKS, res_block_group
 
 
@@ -106,7 +105,7 @@ class Resample(nn.Module):
 
 
 @MODELS.register_module()
-class SpineNet(BaseModule):
+class SpineNet(FreezableBackbone):
     """SpineNet backbone (49S, 49, 96, 143, 190).
 
     Args:
@@ -280,22 +279,5 @@ class SpineNet(BaseModule):
         return tuple(self.endpoints[str(lv)](feats[self.output_block[lv]])
                      for lv in self.out_levels)
 
-    def _freeze_stages(self):
-        frozen = []
-        if self.frozen_stages >= 0:
-            frozen.append(self.stem)
-        if self.frozen_stages >= 1:
-            frozen.append(self.stem_blocks)
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode=True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+    def frozen_modules(self):
+        return [self.stem, self.stem_blocks][:self.frozen_stages + 1]
