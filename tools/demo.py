@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 import mmext  # noqa: F401
 from mmext.utils.launch import adapt_cfg_to_device, check_data_paths
 
-DEFAULT_CONFIG = 'configs/demo/centernet_r18_synthetic.py'
+DEFAULT_CONFIG = 'configs/spinenet/centernet_spinenet-49s_synthetic.py'
 
 
 def draw_predictions(runner, out_file, num_images=4, score_thr=0.3):
