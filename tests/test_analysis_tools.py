@@ -39,3 +39,9 @@ def test_benchmark_runs_on_cpu_without_a_dataset(python):
     assert re.search(r'Done image \[4  /4\], fps: [\d.]+ img/s', res.stdout)
     fps = float(re.search(r'Overall fps: ([\d.]+) img/s', res.stdout).group(1))
     assert fps > 0
+
+
+def test_benchmark_rejects_a_bad_shape(python):
+    res = run_tool([python, 'tools/analysis_tools/benchmark.py', SYN, '--shape', '1', '2', '3'])
+    assert res.returncode != 0
+    assert 'error: --shape takes H W or one side, got [1, 2, 3]' in res.stderr

@@ -108,6 +108,10 @@ def test_bad_configs_are_clear_errors():
         CenterNetStackedHead(16, 8, 3, refine_inputs=('centers', ))
     with pytest.raises(ValueError, match='one weight per stage'):
         CenterNetStackedHead(16, 8, 3, num_stages=2, stage_loss_weights=[1.0])
+    with pytest.raises(ValueError, match=r'test_stage=3 is not a stage of 1\.\.2'):
+        CenterNetStackedHead(16, 8, 3, num_stages=2, test_stage=3)
+    with pytest.raises(ValueError, match='refine_convs=0 must be >= 1'):
+        CenterNetStackedHead(16, 8, 3, num_stages=2, refine_convs=0)
     head = CenterNetStackedHead(16, 8, 3, num_stages=2)
     with pytest.raises(ValueError, match='one feature map.*got 2 levels'):
         head((torch.rand(1, 16, 8, 8), torch.rand(1, 16, 4, 4)))

@@ -153,6 +153,17 @@ def test_bad_out_levels_and_frozen_stages():
         SpineNet(out_levels=(2, 3))
     with pytest.raises(ValueError, match='frozen_stages=3'):
         SpineNet(frozen_stages=3)
+    with pytest.raises(ValueError, match=r'drop_path_rate=1\.0 must be in \[0, 1\)'):
+        SpineNet(drop_path_rate=1.0)
+
+
+def test_bad_custom_block_specs_are_clear_errors():
+    with pytest.raises(ValueError, match='block 0 reads block 5, but only 2 blocks exist'):
+        SpineNet(block_specs=[(3, 'bottleneck', (0, 5), True)], out_levels=(3, ))
+    with pytest.raises(ValueError, match="block type 'dense' not in"):
+        SpineNet(block_specs=[(3, 'dense', (0, 1), True)], out_levels=(3, ))
+    with pytest.raises(ValueError, match=r'no output block at levels \[4\]'):
+        SpineNet(block_specs=[(3, 'bottleneck', (0, 1), True)], out_levels=(3, 4))
 
 
 @pytest.mark.slow

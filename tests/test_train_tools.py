@@ -88,3 +88,9 @@ def test_missing_dataset_names_the_file_and_the_fix(tmp_path, python):
     assert "'nowhere/coco/annotations/instances_train2017.json'" in err
     assert '--cfg-options train_dataloader.dataset.dataset.data_root=' in err
     assert 'Traceback' not in err
+
+
+def test_test_tool_rejects_a_non_pickle_out_file(python):
+    res = run_tool([python, 'tools/test.py', TINY, 'missing.pth', '--out', 'preds.json'])
+    assert res.returncode != 0
+    assert "error: --out 'preds.json' must end in .pkl or .pickle" in res.stderr

@@ -37,6 +37,8 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        sys.exit(f'error: --out {args.out!r} must end in .pkl or .pickle')
     cfg = Config.fromfile(args.config)
     apply_common_args(cfg, args)
     cfg.load_from = args.checkpoint
@@ -51,8 +53,6 @@ def main():
         sys.exit(f'error: {e}')
     runner = build_runner(cfg)
     if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            sys.exit(f"error: --out {args.out!r} must end in .pkl or .pickle")
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()

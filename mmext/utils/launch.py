@@ -10,7 +10,6 @@ implementation, so on CPU it becomes BN (each process normalises its own batch).
 import os
 import os.path as osp
 import subprocess
-import warnings
 
 import torch
 import torch.distributed as dist
@@ -141,8 +140,3 @@ def build_runner(cfg):
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
-
-
-def quiet_known_warnings():
-    # mmengine/mmcv import pkg_resources, deprecated in setuptools 80; harmless here
-    warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
