@@ -15,6 +15,6 @@ from .version import __version__  # noqa: E402
 
 allow_mmengine_checkpoints()
 
-from . import datasets, engine, models  # noqa: E402,F401  (register modules)
+from . import datasets, engine, models, pose  # noqa: E402,F401  (register modules)
 
 __all__ = ['__version__']
