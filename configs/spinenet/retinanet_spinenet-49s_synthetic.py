@@ -5,7 +5,9 @@
 _base_ = './retinanet_spinenet-49s_8xb32-640-350e_coco.py'
 
 img_size = 256
-norm_cfg = dict(type='BN', requires_grad=True)
+# momentum spelled out: the dict is merged into the base's (momentum 0.01, too slow for a few
+# hundred iterations -- see configs/mixnet/retinanet_mixnet-s_synthetic.py)
+norm_cfg = dict(type='BN', momentum=0.1, requires_grad=True)
 model = dict(
     backbone=dict(norm_cfg=norm_cfg, drop_path_rate=0.0),
     bbox_head=dict(num_classes=3, norm_cfg=norm_cfg))
