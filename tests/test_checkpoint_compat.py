@@ -35,6 +35,14 @@ def test_message_hub_state_loads_with_weights_only_default():
     assert loaded['scalar'] == 2.5
 
 
+def test_empty_arrays_in_dataset_metainfo_load():
+    """Pose metainfo (Human3.6M's empty ``sigmas``) pickles an empty buffer as builtins.bytes()."""
+    meta = dict(sigmas=np.array([], dtype=np.float32), flip=np.zeros((0, 2), dtype=np.int64))
+    loaded = _roundtrip(dict(meta=meta))
+    assert loaded['meta']['sigmas'].shape == (0, )
+    assert loaded['meta']['flip'].shape == (0, 2)
+
+
 class _Evil:
     def __reduce__(self):
         return (os.system, ('echo pwned',))

@@ -9,6 +9,9 @@ The fix keeps the safe unpickler and allow-lists exactly what mmengine writes
 (``torch.serialization.get_unsafe_globals_in_checkpoint`` on an epoch checkpoint lists it):
 
 * ``HistoryBuffer`` and the numpy pieces needed to rebuild arrays, dtypes and scalars;
+* ``bytes``: the dataset metainfo mmengine stores holds empty arrays in pose datasets
+  (Human3.6M's ``sigmas``), whose buffer pickle writes as ``builtins.bytes()``; ``bytes`` only
+  builds an immutable value;
 * ``builtins.getattr`` -- *not* the real one. ``HistoryBuffer._statistics_methods`` maps names
   to its own methods, and pickle stores a method as ``getattr(HistoryBuffer, 'min')``. Allowing
   the real ``getattr`` would let a crafted checkpoint walk from any allowed object to anything it
@@ -53,7 +56,7 @@ def _numpy_globals():
 
 def safe_checkpoint_globals():
     """Everything :func:`allow_mmengine_checkpoints` allow-lists, for inspection and tests."""
-    return [HistoryBuffer, *_numpy_globals(), (_statistics_getattr, 'builtins.getattr')]
+    return [HistoryBuffer, bytes, *_numpy_globals(), (_statistics_getattr, 'builtins.getattr')]
 
 
 def allow_mmengine_checkpoints():
