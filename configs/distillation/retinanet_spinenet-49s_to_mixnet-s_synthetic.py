@@ -1,0 +1,17 @@
+# The COCO pair's recipe on the embedded synthetic shapes (CPU minutes): RetinaNet-SpineNet-49S
+# (../spinenet/retinanet_spinenet-49s_synthetic.py) teaches RetinaNet-MixNet-S
+# (../mixnet/retinanet_mixnet-s_synthetic.py with the teacher's anchors). Train the teacher first:
+#   python tools/train.py configs/spinenet/retinanet_spinenet-49s_synthetic.py \
+#       --work-dir work_dirs/retinanet_spinenet-49s_synthetic
+# Caveat (README): RetinaNet's focal-loss head trained from scratch reaches mAP 0.000 on the CPU in
+# 20 epochs, so the teacher has little to teach there; the CenterNet pair
+# (./centernet_spinenet-49s_to_mixnet-s_synthetic.py) is the one that learns on a CPU.
+_base_ = './retinanet_mixnet-s_synthetic_spinenet-anchors.py'
+
+model = dict(
+    type='DistillationSingleStageDetector',
+    teacher_config='configs/spinenet/retinanet_spinenet-49s_synthetic.py',
+    teacher_ckpt='work_dirs/retinanet_spinenet-49s_synthetic/epoch_20.pth',
+    distill_loss=dict(type='SoftTargetDistillLoss', temperature=2.0, loss_weight=1.0),
+    feature_loss=None,
+    data_preprocessor=dict(pad_size_divisor=128))
