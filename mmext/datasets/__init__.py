@@ -7,3 +7,5 @@ __all__ = [
     'JitterBoxes', 'SYNTHETIC_CLASSES', 'generate', 'generate_split', 'SyntheticSpec',
     'SyntheticShapesDataset'
 ]
+from .sniper import SNIPERDataset, SNIPEREpochHook  # noqa: F401,E402
+from .sniper_transforms import SNIPERChipCrop  # noqa: F401,E402

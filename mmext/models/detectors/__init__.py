@@ -1,0 +1,2 @@
+from .distillation import DistillationSingleStageDetector  # noqa: F401
+from .sniper_inference import SNIPERTestLoop, SNIPERTTAModel, SNIPERValLoop  # noqa: F401
