@@ -7,7 +7,8 @@
 # them with the OpenPose rule (mmext/pose/hand_box.py, rule='openpose').
 # Set the dataset path with data_root below or
 #   --cfg-options train_dataloader.dataset.data_root=/path/ val_dataloader.dataset.data_root=/path/
-_base_ = 'mmpose::hand_2d_keypoint/topdown_heatmap/onehand10k/td-hm_res50_8xb32-210e_onehand10k-256x256.py'
+_base_ = ('mmpose::hand_2d_keypoint/topdown_heatmap/onehand10k/'
+          'td-hm_res50_8xb32-210e_onehand10k-256x256.py')
 custom_imports = dict(imports=['mmext'], allow_failed_imports=False)
 synthetic_config = 'configs/hand/cpm_hand_synthetic-96x96.py'
 

@@ -1,5 +1,5 @@
-# CenterNet on SpineNet-49S (the demo detector, configs/spinenet/centernet_spinenet-49s_synthetic.py)
-# trained on SNIPER chips of the embedded synthetic shapes: SNIPER with an anchor-free one-stage
+# CenterNet on SpineNet-49S (the demo detector,
+# configs/spinenet/centernet_spinenet-49s_synthetic.py) trained on SNIPER chips of the embedded synthetic shapes: SNIPER with an anchor-free one-stage
 # detector (beyond the paper). Chips, scales, ranges and the multi-scale soft-NMS test: the
 # Faster R-CNN synthetic config. CenterNet has no ignore mechanism: out-of-range boxes of a chip
 # are dropped from its targets, so they count as background there (mmdet's CenterNetHead reads

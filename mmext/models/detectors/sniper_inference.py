@@ -116,8 +116,13 @@ class SNIPERTTAModel(BaseTTAModel):
 
 
 class _SNIPERLoopMixin:
+    """Runs each batch through :class:`SNIPERTTAModel`; ``_phase`` names the hooks to call."""
+    _phase = 'test'
 
-    def _init_sniper(self, test_ranges, nms, max_per_img):
+    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
+                 test_ranges=SNIPER_COCO_TEST['test_ranges'], nms=SNIPER_COCO_TEST['nms'],
+                 max_per_img: int = 200):
+        super().__init__(runner, dataloader, evaluator, fp16)
         self._sniper_args = dict(test_ranges=_check_ranges(test_ranges), nms=nms,
                                  max_per_img=max_per_img)
         self._tta = None
@@ -126,6 +131,15 @@ class _SNIPERLoopMixin:
         if self._tta is None or self._tta.module is not self.runner.model:
             self._tta = SNIPERTTAModel(self.runner.model, **self._sniper_args)
         return self._tta.test_step(data_batch)
+
+    @torch.no_grad()
+    def run_iter(self, idx, data_batch) -> None:
+        self.runner.call_hook(f'before_{self._phase}_iter', batch_idx=idx,
+                              data_batch=data_batch)
+        outputs = self._sniper_test_step(data_batch)
+        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+        self.runner.call_hook(f'after_{self._phase}_iter', batch_idx=idx,
+                              data_batch=data_batch, outputs=outputs)
 
 
 @LOOPS.register_module()
@@ -137,35 +151,8 @@ class SNIPERTestLoop(_SNIPERLoopMixin, TestLoop):
         **kwargs: ``TestLoop``'s (``runner``, ``dataloader``, ``evaluator``, ``fp16``).
     """
 
-    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
-                 test_ranges=SNIPER_COCO_TEST['test_ranges'], nms=SNIPER_COCO_TEST['nms'],
-                 max_per_img: int = 200):
-        super().__init__(runner, dataloader, evaluator, fp16)
-        self._init_sniper(test_ranges, nms, max_per_img)
-
-    @torch.no_grad()
-    def run_iter(self, idx, data_batch) -> None:
-        self.runner.call_hook('before_test_iter', batch_idx=idx, data_batch=data_batch)
-        outputs = self._sniper_test_step(data_batch)
-        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-        self.runner.call_hook('after_test_iter', batch_idx=idx, data_batch=data_batch,
-                              outputs=outputs)
-
 
 @LOOPS.register_module()
 class SNIPERValLoop(_SNIPERLoopMixin, ValLoop):
     """mmengine's ``ValLoop`` with SNIPER's multi-scale merge (see :class:`SNIPERTestLoop`)."""
-
-    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
-                 test_ranges=SNIPER_COCO_TEST['test_ranges'], nms=SNIPER_COCO_TEST['nms'],
-                 max_per_img: int = 200):
-        super().__init__(runner, dataloader, evaluator, fp16)
-        self._init_sniper(test_ranges, nms, max_per_img)
-
-    @torch.no_grad()
-    def run_iter(self, idx, data_batch) -> None:
-        self.runner.call_hook('before_val_iter', batch_idx=idx, data_batch=data_batch)
-        outputs = self._sniper_test_step(data_batch)
-        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-        self.runner.call_hook('after_val_iter', batch_idx=idx, data_batch=data_batch,
-                              outputs=outputs)
+    _phase = 'val'
