@@ -23,6 +23,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def _default_registry_scope(request):
+    """Run every test under the default scope its module names (``REGISTRY_SCOPE``: 'mmdet'
+    unless a pose module says 'mmpose'), as a Runner sets it from the config. mmengine's
+    default scope is process-global, so without this a test inherits whatever scope the test
+    before it left behind and a registry then looks in the other library's (mmdet <-> mmpose)."""
+    from mmengine.registry import init_default_scope
+    init_default_scope(getattr(request.module, 'REGISTRY_SCOPE', 'mmdet'))
+
+
 @pytest.fixture(scope='session')
 def synthetic_root():
     """The default synthetic set (generated once, as the tools would)."""

@@ -10,7 +10,6 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint, save_checkpoint
 
 import mmext  # noqa: F401
@@ -20,7 +19,6 @@ from mmext.registry import MODELS
 
 from conftest import ROOT
 
-init_default_scope('mmdet')
 
 S_LOGITS = [1.0, 2.0, 0.5]
 T_LOGITS = [2.0, 0.0, 1.0]

@@ -16,6 +16,8 @@ from mmext.pose.triangulation import TriangulationResult
 
 from conftest import ROOT, run_tool
 
+REGISTRY_SCOPE = 'mmpose'  # see conftest._default_registry_scope
+
 CFG_DIR = osp.join(ROOT, 'configs', 'hand')
 
 

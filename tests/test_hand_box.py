@@ -6,6 +6,8 @@ import mmext  # noqa: F401
 from mmext.pose.hand_box import HandBoxFromBody, hand_boxes_from_body
 from mmpose.registry import TRANSFORMS
 
+REGISTRY_SCOPE = 'mmpose'  # see conftest._default_registry_scope
+
 
 def _body(left=None, right=None, n=17):
     """COCO-17 body with the given (shoulder, elbow, wrist) per side, everything else far away."""

@@ -5,6 +5,8 @@ import pytest
 from mmext.pose.synthetic_hands import camera_ring
 from mmext.pose.triangulation import project, triangulate_dlt, triangulate_ransac
 
+REGISTRY_SCOPE = 'mmpose'  # see conftest._default_registry_scope
+
 
 @pytest.fixture
 def rig():

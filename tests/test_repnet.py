@@ -21,6 +21,8 @@ from mmext.pose.synthetic_poses3d import (LIMITS, ensure_generated, make_split, 
                                           random_cameras, sample_poses)
 from mmpose.registry import DATASETS
 
+REGISTRY_SCOPE = 'mmpose'  # see conftest._default_registry_scope
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SYN_CFG = osp.join(ROOT, 'configs/repnet/repnet_fc256_b64-15e_synthetic-16j.py')
 IDX16 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16]

@@ -5,7 +5,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import mmext  # noqa: F401
@@ -17,7 +16,6 @@ from mmext.models.detectors.sniper_inference import merge_scale_detections
 
 from conftest import ROOT, run_tool
 
-init_default_scope('mmdet')
 COCO = dict(chip_size=512, stride=32, scales=SNIPER_COCO['scales'],
             valid_ranges=SNIPER_COCO['valid_ranges'])
 SYN_CFG = 'configs/sniper/faster-rcnn_r18_fpn_sniper_synthetic.py'
