@@ -17,6 +17,25 @@ def run_tool(args, cwd=ROOT, env=None, timeout=900):
                           timeout=timeout)
 
 
+def logged_losses(work_dir):
+    """The total losses mmengine logged in the newest run under ``work_dir``, in order."""
+    import glob
+    import json
+    logs = sorted(glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'scalars.json')))
+    rows = [json.loads(line) for line in open(logs[-1])]
+    return [r['loss'] for r in rows if 'loss' in r]
+
+
+def train_config(python, config, work_dir, timeout=3600):
+    """Train ``config`` with tools/train.py as a user would; return (losses, last bbox mAP)."""
+    import re
+    res = run_tool([python, 'tools/train.py', config, '--work-dir', str(work_dir)],
+                   timeout=timeout)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
+    maps = re.findall(r'coco/bbox_mAP: (-?[\d.]+)', res.stdout + res.stderr)
+    return logged_losses(work_dir), float(maps[-1]) if maps else None
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))

@@ -1,9 +1,6 @@
 """ESPNetv2 (Mehta et al., CVPR 2019, arXiv:1811.11431): EESP units, the width table, the SSD
 detector configs."""
-import glob
-import json
 import os.path as osp
-import re
 
 import pytest
 import torch
@@ -14,7 +11,7 @@ from mmext.analysis import build_model, count_params, model_complexity
 from mmext.models.backbones import ESPNetv2
 from mmext.models.layers import EESP, StridedEESP, eesp_dilations
 
-from conftest import ROOT, run_tool
+from conftest import train_config
 
 # REFERENCE.md (the paper's ImageNet table): s -> (params M, FLOPs M at 224) of the ImageNet model
 PAPER = {
@@ -151,8 +148,10 @@ def test_eesp_bad_arguments(kwargs, match):
 
 
 def test_bad_backbone_arguments():
-    with pytest.raises(ValueError, match='out_indices'):
+    with pytest.raises(ValueError, match=r'out_indices=\(5,\) must be a non-empty subset of 0..4'):
         ESPNetv2(1.0, out_indices=(5,))
+    with pytest.raises(ValueError, match=r'frozen_stages=6 is not in -1..5'):
+        ESPNetv2(1.0, frozen_stages=6)
     with pytest.raises(ValueError, match='num_branches=3'):
         ESPNetv2(1.0, num_branches=3)
     with pytest.raises(ValueError, match='must exceed'):
@@ -174,12 +173,7 @@ def test_ssd_detector_configs_build_and_count():
 
 @pytest.mark.slow
 def test_synthetic_ssd_training_reduces_loss_and_detects(tmp_path, python, synthetic_root):
-    wd = str(tmp_path / 'run')
-    res = run_tool([python, 'tools/train.py', SYNTHETIC, '--work-dir', wd], cwd=ROOT)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
-    log = sorted(glob.glob(osp.join(wd, '*', 'vis_data', 'scalars.json')))[-1]
-    losses = [json.loads(line)['loss'] for line in open(log) if '"loss"' in line]
+    losses, bbox_map = train_config(python, SYNTHETIC, tmp_path / 'run')
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
     assert last < 0.8 * first, f'loss did not fall: {first:.3f} -> {last:.3f}'
-    m = re.search(r'coco/bbox_mAP: (-?[\d.]+)', res.stdout + res.stderr)
-    assert m and float(m.group(1)) > 0.0
+    assert bbox_map is not None and bbox_map > 0.0

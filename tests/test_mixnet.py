@@ -7,9 +7,6 @@ Convolutional Kernels", BMVC 2019, arXiv:1907.09595) and the reference implement
   mapped by ``convert_timm_mixnet``; outputs equal to 1e-5 in eval mode. timm's BN eps is set
   to mmext's 1e-3 (the official TF value) so that the same numbers go through the same ops.
 """
-import json
-import os.path as osp
-import re
 from glob import glob
 
 import pytest
@@ -283,14 +280,9 @@ def test_configs_build_and_run(cfg):
 def test_synthetic_retinanet_mixnet_s_trains(tmp_path, python, synthetic_root):
     """The synthetic variant's own schedule (20 epochs, 15-25 min on 2 shared CPU cores):
     the loss falls and the bbox mAP is positive."""
-    from conftest import run_tool
-    wd = str(tmp_path / 'run')
-    res = run_tool([python, 'tools/train.py', 'configs/mixnet/retinanet_mixnet-s_synthetic.py',
-                    '--work-dir', wd], timeout=3600)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
-    log = sorted(glob(osp.join(wd, '*', 'vis_data', 'scalars.json')))[-1]
-    losses = [r['loss'] for r in map(json.loads, open(log)) if 'loss' in r]
+    from conftest import train_config
+    losses, bbox_map = train_config(python, 'configs/mixnet/retinanet_mixnet-s_synthetic.py',
+                                    tmp_path / 'run')
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     assert last < 0.6 * first, f'loss did not fall: {first:.3f} -> {last:.3f}'
-    m = re.findall(r'coco/bbox_mAP: (-?[\d.]+)', res.stdout + res.stderr)
-    assert m and float(m[-1]) > 0, 'no positive bbox mAP'
+    assert bbox_map is not None and bbox_map > 0, 'no positive bbox mAP'

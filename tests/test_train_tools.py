@@ -1,20 +1,13 @@
 """tools/train.py, test.py, dist_train.sh as a user runs them, on the synthetic set."""
-import json
 import os.path as osp
 import re
 
 import pytest
 import torch
 
-from conftest import free_port, run_tool
+from conftest import free_port, logged_losses as _losses, run_tool
 
 TINY = osp.join('tests', 'configs', 'centernet_tiny.py')
-
-
-def _losses(work_dir):
-    logs = sorted(__import__('glob').glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    rows = [json.loads(line) for line in open(logs[-1])]
-    return [r['loss'] for r in rows if 'loss' in r]
 
 
 def _weights(path):

@@ -1,4 +1,5 @@
-"""Behaviour every mmext backbone shares with mmdet's: ``frozen_stages`` and ``norm_eval``."""
+"""Behaviour every mmext backbone shares with mmdet's: ``frozen_stages``, ``norm_eval`` and the
+checks of ``out_indices`` / ``frozen_stages``."""
 from typing import List
 
 import torch.nn as nn
@@ -31,3 +32,19 @@ class FreezableBackbone(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+
+def check_out_indices(name: str, out_indices, num_outputs: int, meaning: str) -> tuple:
+    """``out_indices`` as a tuple, or a ValueError naming the allowed ``0..num_outputs-1``
+    (``meaning`` says what they are, e.g. ``'strides 4, 8, 16, 32'``)."""
+    out_indices = tuple(out_indices)
+    if not out_indices or any(i not in range(num_outputs) for i in out_indices):
+        raise ValueError(f'{name}: out_indices={out_indices} must be a non-empty subset of '
+                         f'0..{num_outputs - 1} ({meaning})')
+    return out_indices
+
+
+def check_frozen_stages(name: str, frozen_stages: int, num_stages: int) -> None:
+    """ValueError unless ``-1 <= frozen_stages <= num_stages``."""
+    if frozen_stages not in range(-1, num_stages + 1):
+        raise ValueError(f'{name}: frozen_stages={frozen_stages} is not in -1..{num_stages}')

@@ -26,7 +26,7 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 
 from ...registry import MODELS
-from .base import FreezableBackbone
+from .base import FreezableBackbone, check_frozen_stages, check_out_indices
 from ..layers.igc import CLCBlock
 
 # arch -> stride-1 CLC blocks after each stage's strided block (official options a, b, c, d)
@@ -89,12 +89,8 @@ class CLCNet(FreezableBackbone):
         stage_blocks = tuple(stage_blocks)
         if len(stage_blocks) != 4 or any(b < 0 for b in stage_blocks):
             raise ValueError(f'CLCNet: stage_blocks={stage_blocks} must be 4 counts >= 0')
-        out_indices = tuple(out_indices)
-        if not out_indices or any(i not in range(4) for i in out_indices):
-            raise ValueError(f'CLCNet: out_indices={out_indices} must be a non-empty subset of '
-                             '0..3 (strides 4, 8, 16, 32)')
-        if frozen_stages not in range(-1, 5):
-            raise ValueError(f'CLCNet: frozen_stages={frozen_stages} is not in -1..4')
+        out_indices = check_out_indices('CLCNet', out_indices, 4, 'strides 4, 8, 16, 32')
+        check_frozen_stages('CLCNet', frozen_stages, 4)
         if group_width < 1 or any(c % group_width for c in STEM_CHANNELS + STAGE_CHANNELS):
             raise ValueError(f'CLCNet: group_width={group_width} does not divide the channel '
                              f'widths {STEM_CHANNELS + STAGE_CHANNELS}')

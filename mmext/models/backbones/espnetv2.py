@@ -31,7 +31,7 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 
 from ...registry import MODELS
-from .base import FreezableBackbone
+from .base import FreezableBackbone, check_frozen_stages, check_out_indices
 from ..layers.eesp import EESP, StridedEESP
 
 # width scale s -> channels of levels 1..5 and of the final 1x1 (the paper's ImageNet table;
@@ -104,12 +104,8 @@ class ESPNetv2(FreezableBackbone):
         except (KeyError, TypeError, ValueError):
             raise KeyError(f'ESPNetv2: widen_factor={widen_factor!r} is not one of '
                            f'{list(self.arch_settings)} (the paper\'s width scales)') from None
-        out_indices = tuple(out_indices)
-        if not out_indices or any(i not in range(5) for i in out_indices):
-            raise ValueError(f'ESPNetv2: out_indices={out_indices} must be a non-empty subset '
-                             'of 0..4 (levels 1-5, strides 2-32)')
-        if frozen_stages not in range(-1, 6):
-            raise ValueError(f'ESPNetv2: frozen_stages={frozen_stages} is not in -1..5')
+        out_indices = check_out_indices('ESPNetv2', out_indices, 5, 'levels 1-5, strides 2-32')
+        check_frozen_stages('ESPNetv2', frozen_stages, 5)
         for i, c in enumerate(widths[1:5]):
             if c % num_branches:
                 raise ValueError(f'ESPNetv2: level-{i + 2} channels {c} are not divisible by '

@@ -48,7 +48,7 @@ from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from ...registry import MODELS
-from .base import FreezableBackbone
+from .base import FreezableBackbone, check_frozen_stages, check_out_indices
 from ..layers.mixconv import GroupedPointwiseConv2d, MixConv2d
 
 
@@ -226,12 +226,10 @@ class MixNet(FreezableBackbone):
         if key not in self.arch_settings:
             raise KeyError(f'MixNet: arch={arch!r} is not one of {list(self.arch_settings)}')
         out_indices = tuple(out_indices)
-        bad = [i for i in out_indices if i not in range(len(self.output_strides))]
-        if num_classes == 0 and (not out_indices or bad):
-            raise ValueError(f'MixNet: out_indices={out_indices} must be a non-empty subset of '
-                             f'(0, 1, 2, 3) (strides 4, 8, 16, 32)')
-        if frozen_stages not in range(-1, 5):
-            raise ValueError(f'MixNet: frozen_stages={frozen_stages} must be in -1..4')
+        if num_classes == 0:  # with the ImageNet head out_indices is unused
+            check_out_indices('MixNet', out_indices, len(self.output_strides),
+                              'strides 4, 8, 16, 32')
+        check_frozen_stages('MixNet', frozen_stages, 4)
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f'MixNet: drop_path_rate={drop_path_rate} must be in [0, 1)')
         setting = self.arch_settings[key]
