@@ -8,6 +8,7 @@ import torch
 from mmengine.structures import InstanceData
 
 import mmext  # noqa: F401
+from mmext.datasets.proposal_io import load_proposals, save_proposals
 from mmext.datasets.sniper import (SNIPER_COCO, SNIPERDataset, check_sniper_params,
                                    chip_annotations, chip_starts, greedy_chips, image_chips,
                                    in_range, negative_chips, positive_chips, resolve_scale)
@@ -175,10 +176,7 @@ def _proposals(tmp_path):
     for img_id, (w, h) in [(1, (640, 480)), (2, (640, 480)), (3, (1333, 800))]:
         p = random_boxes(rng, 400, w, h, 10, 200)
         props[img_id] = [np.concatenate([p, rng.uniform(0, 1, (len(p), 1))], 1)] * 3
-    path = str(tmp_path / 'props.pkl')
-    with open(path, 'wb') as f:
-        pickle.dump(dict(scales=SNIPER_COCO['scales'], proposals=props), f)
-    return path
+    return save_proposals(str(tmp_path / 'props.npz'), SNIPER_COCO['scales'], props)
 
 
 def test_wrapper_items_carry_chip_ignore_flags_and_resample_negatives(tmp_path):
@@ -228,9 +226,7 @@ def test_epoch_hook_reaches_a_wrapped_sniper_dataset():
 
 
 def test_wrapper_rejects_mismatched_proposal_scales(tmp_path):
-    path = str(tmp_path / 'p.pkl')
-    with open(path, 'wb') as f:
-        pickle.dump(dict(scales=(2.0, 1.0, 'fit'), proposals={}), f)
+    path = save_proposals(str(tmp_path / 'p.npz'), (2.0, 1.0, 'fit'), {})
     with pytest.raises(ValueError, match='scales'):
         SNIPERDataset(_Images(), proposal_file=path)
 
@@ -366,14 +362,13 @@ def test_synthetic_sniper_trains_tests_with_chip_inference_and_mines_negatives(
                   'test_dataloader.persistent_workers=False'])
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'coco/bbox_mAP' in r.stdout + r.stderr and 'Epoch(test) [3/3]' in r.stdout + r.stderr
-    props = osp.join(work, 'props.pkl')
+    props = osp.join(work, 'props.npz')
     r = run_tool([python, 'tools/sniper_proposals.py', SYN_CFG, ckpt, '--out', props,
                   '--limit', '3'])
     assert r.returncode == 0, r.stderr[-3000:]
-    with open(props, 'rb') as f:
-        data = pickle.load(f)
-    assert tuple(data['scales']) == (2.0, 1.0, 'fit') and len(data['proposals']) == 3
-    assert all(a.shape[1] == 5 and len(a) <= 300 for v in data['proposals'].values() for a in v)
+    scales, proposals = load_proposals(props)
+    assert scales == (2.0, 1.0, 'fit') and len(proposals) == 3
+    assert all(a.shape[1] == 5 and len(a) <= 300 for v in proposals.values() for a in v)
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, SYN_CFG))
     ds_cfg = cfg.train_dataloader.dataset
@@ -384,3 +379,60 @@ def test_synthetic_sniper_trains_tests_with_chip_inference_and_mines_negatives(
     assert len(ds) > ds.num_positive  # negative chips were mined from the proposals
     item = ds[len(ds) - 1]
     assert item['inputs'].shape[0] == 3
+
+
+# ----------------------------------------------------------------------------- proposal files
+class _Payload:
+    """Pickles to a call of os.system that creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f'touch {self.marker}', )
+
+
+def test_proposal_file_round_trip_keeps_ids_scales_and_boxes(tmp_path):
+    rng = np.random.RandomState(1)
+    props = {7: [rng.rand(4, 5), None, np.zeros((0, 5))], 9: [rng.rand(1, 5)] * 3}
+    path = save_proposals(str(tmp_path / 'p.npz'), (3.0, 1.667, 'fit'), props)
+    scales, back = load_proposals(path)
+    assert scales == (3.0, 1.667, 'fit')
+    assert sorted(back) == [7, 9] and back[7][1] is None and back[7][2].shape == (0, 5)
+    np.testing.assert_allclose(back[7][0], props[7][0], rtol=1e-6)
+    with pytest.raises(ValueError, match=r'must end in \.npz'):
+        save_proposals(str(tmp_path / 'p.pkl'), (1.0, ), {})
+
+
+def test_crafted_pickled_proposals_are_refused_and_never_run(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = str(tmp_path / 'evil.pkl')
+    with open(path, 'wb') as f:
+        pickle.dump(dict(scales=(1.0, ), proposals={1: [_Payload(marker)]}), f)
+    with pytest.raises(ValueError, match=r'refused to load .*evil\.pkl.*posix\.system|'
+                       r'refused to load .*evil\.pkl.*os\.system'):
+        SNIPERDataset(_Images(), proposal_file=path)
+    assert not marker.exists()
+
+
+def test_old_pickled_proposals_of_plain_arrays_still_load(tmp_path):
+    path = str(tmp_path / 'old.pkl')
+    arr = np.arange(10, dtype=np.float32).reshape(2, 5)
+    with open(path, 'wb') as f:
+        pickle.dump(dict(scales=(1.0, 'fit'), proposals={3: [arr, arr]}), f)
+    scales, props = load_proposals(path)
+    assert scales == (1.0, 'fit')
+    np.testing.assert_array_equal(props[3][1], arr)
+
+
+def test_npz_holding_an_object_array_is_refused(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = str(tmp_path / 'evil.npz')
+    np.savez(path, scales=np.array(['1.0']), img_ids=np.array([1]), counts=np.array([[1]]),
+             boxes=np.array([_Payload(marker)], dtype=object))
+    with pytest.raises(ValueError, match='never unpickles'):
+        load_proposals(path)
+    assert not marker.exists()
+    with pytest.raises(ValueError, match='not found'):
+        load_proposals(str(tmp_path / 'absent.npz'))

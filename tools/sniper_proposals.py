@@ -1,6 +1,6 @@
 """Write RPN proposals over a SNIPER training set, for SNIPER's negative chips.
 
-    python tools/sniper_proposals.py CONFIG CKPT --out proposals.pkl [--max-proposals 300]
+    python tools/sniper_proposals.py CONFIG CKPT --out proposals.npz [--max-proposals 300]
                                      [--limit N] [--cfg-options k=v ...]
 
 SNIPER (Singh et al., NeurIPS 2018, arXiv:1805.09300) mines negative chips from the proposals of
@@ -10,13 +10,13 @@ and whose model has an RPN (a two-stage detector's ``rpn_head`` or mmdet's ``RPN
 For every training image and every SNIPER scale, the image is resized to that scale, the RPN
 runs on it and the top ``--max-proposals`` proposals (original pixels, with scores) are kept.
 
-Output (pickle): ``{'scales': (...), 'proposals': {img_id: [array (P, 5) per scale]}}`` -- what
-``SNIPERDataset(proposal_file=...)`` reads.
+Output: a NumPy ``.npz`` archive of plain arrays (per image and scale, (P, 5) proposals; layout in
+:mod:`mmext.datasets.proposal_io`) -- what ``SNIPERDataset(proposal_file=...)`` reads, without
+pickle, so a proposals file cannot run code.
 """
 import argparse
 import os
 import os.path as osp
-import pickle
 import sys
 
 import numpy as np
@@ -28,13 +28,14 @@ from mmengine.runner import load_checkpoint
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmext  # noqa: E402,F401  (registers mmext, makes checkpoints loadable)
+from mmext.datasets.proposal_io import save_proposals  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='RPN proposals for SNIPER negative chips')
     parser.add_argument('config', help='SNIPER config with an RPN (trained without negatives)')
     parser.add_argument('checkpoint', help='its checkpoint')
-    parser.add_argument('--out', required=True, help='pickle file to write')
+    parser.add_argument('--out', required=True, help='.npz file to write')
     parser.add_argument('--max-proposals', type=int, default=300,
                         help='proposals kept per image and scale (paper: 300)')
     parser.add_argument('--limit', type=int, default=None, help='only the first N images')
@@ -44,6 +45,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.max_proposals <= 0:
         parser.error(f'--max-proposals={args.max_proposals} must be > 0')
+    if not args.out.endswith('.npz'):
+        parser.error(f'--out {args.out!r} must end in .npz (proposals are stored without pickle)')
     if not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint {args.checkpoint} does not exist')
     return args
@@ -108,9 +111,7 @@ def main(argv=None):
             out.setdefault(img_id, [None] * len(scales))[k] = rpn_proposals(
                 model, item, args.max_proposals)
         print(f'scale {scale}: proposals for {n} images')
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'wb') as f:
-        pickle.dump(dict(scales=scales, proposals=out), f)
+    save_proposals(args.out, scales, out)
     print(f'wrote {args.out}')
 
 

@@ -29,7 +29,6 @@ matrix product ``cx[:, u] @ cy[:, u].T``; the greedy loop runs once per *selecte
 per box.
 """
 import copy
-import pickle
 import zlib
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -38,6 +37,7 @@ from mmengine.dataset import force_full_init
 from mmengine.hooks import Hook
 
 from ..registry import DATASETS, HOOKS
+from .proposal_io import load_proposals
 
 INF = float('inf')
 Scale = Union[float, str]
@@ -343,8 +343,9 @@ class SNIPERDataset:
         scales: numeric scales and/or ``'fit'`` (K / max side), finest first.
         valid_ranges: per scale, (lo, hi) of sqrt(box area) in original pixels.
         min_box_size: clipped boxes under this many chip pixels are dropped (paper: 10).
-        proposal_file: pickle written by ``tools/sniper_proposals.py`` (``{img_id: [per-scale
-            (P, 5) arrays]}``); None: no negative chips (the paper's first, RPN-only stage).
+        proposal_file: ``.npz`` written by ``tools/sniper_proposals.py`` (per image and scale,
+            (P, 5) proposals; :mod:`mmext.datasets.proposal_io`, read without pickle); None: no
+            negative chips (the paper's first, RPN-only stage).
         neg_per_image: negative chips sampled per image and epoch (paper: 2).
         neg_max_proposals: top proposals used per scale (paper: 300).
         neg_min_proposals: per scale, a negative chip must hold more proposals than this.
@@ -392,10 +393,7 @@ class SNIPERDataset:
     def _load_proposals(self) -> Optional[dict]:
         if self.proposal_file is None:
             return None
-        with open(self.proposal_file, 'rb') as f:
-            data = pickle.load(f)
-        props = data['proposals'] if 'proposals' in data else data
-        saved = data.get('scales') if isinstance(data, dict) else None
+        saved, props = load_proposals(self.proposal_file)  # .npz, never unpickled
         if saved is not None and tuple(saved) != self.scales:
             raise ValueError(f'{self.proposal_file} holds proposals for scales {tuple(saved)}, '
                              f'this dataset uses {self.scales}')
