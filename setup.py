@@ -14,7 +14,7 @@ def read_requirements():
     reqs = []
     for line in (HERE / 'requirements.txt').read_text().splitlines():
         line = line.split('#')[0].strip()
-        if line and line.split('=')[0] not in ('pytest', 'psutil', 'timm'):
+        if line and line.split('=')[0] not in ('pytest', 'psutil', 'timm', 'pandas', 'seaborn'):
             reqs.append(line)
     return reqs + ['torch', 'torchvision', 'mmcv>=2.0.0,<2.2.0']
 
@@ -27,7 +27,7 @@ setup(
     long_description=(HERE / 'README.md').read_text() if (HERE / 'README.md').exists() else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmext', 'mmext.*']),
-    python_requires='>=3.8',
+    python_requires='>=3.10',
     install_requires=read_requirements(),
     extras_require={'tests': ['pytest', 'psutil']},
     license='Apache-2.0',

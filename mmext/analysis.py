@@ -7,7 +7,7 @@ padded shape, so tests and benchmarks need no dataset.
 """
 import time
 from functools import partial
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Sequence, Tuple, Union
 
 import torch
 from mmengine.analysis import get_model_complexity_info
@@ -61,29 +61,55 @@ def count_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def synthetic_batch(shape: Tuple[int, int], device='cpu') -> dict:
+    """One random uint8 image of ``shape`` (H, W) packed as a dataloader batch (batch size 1)."""
+    h, w = shape
+    gen = torch.Generator().manual_seed(0)
+    img = torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen).to(device)
+    return dict(inputs=[img], data_samples=dummy_det_samples((h, w)))
+
+
+def _sync(device):
+    if str(device).startswith('cuda'):
+        torch.cuda.synchronize()
+
+
 @torch.no_grad()
+def time_test_step(model, batches: Iterable[dict], num_iters: int = 20, num_warmup: int = 3,
+                   device='cpu', predict: bool = True, log_interval: int = 0) -> List[float]:
+    """Seconds per timed batch of what mmdet's benchmark times: ``model.test_step`` under
+    ``no_grad`` -- the data preprocessor (normalise, pad) and ``predict`` with its
+    post-processing -- after ``num_warmup`` untimed batches. ``predict=False`` times the
+    preprocessor and the tensor forward instead (no post-processing). ``batches`` is cycled."""
+    model = model.to(device).eval()
+    batches = list(batches)
+    times = []
+    for i in range(num_warmup + num_iters):
+        batch = batches[i % len(batches)]
+        _sync(device)
+        t0 = time.perf_counter()
+        if predict:
+            model.test_step(batch)
+        else:
+            data = model.data_preprocessor(batch, False)
+            model(**data, mode='tensor')
+        _sync(device)
+        if i >= num_warmup:
+            times.append(time.perf_counter() - t0)
+            done = len(times)
+            if log_interval and done % log_interval == 0:
+                fps = done / sum(times)
+                print(f'Done image [{done:<3}/{num_iters}], fps: {fps:.1f} img/s, '
+                      f'times per image: {1000 / fps:.1f} ms/img', flush=True)
+    return times
+
+
 def inference_speed(model, shape: Sequence[int] = (640, 640), num_iters: int = 20,
                     num_warmup: int = 3, device='cpu', predict: bool = True,
                     log_interval: int = 0) -> float:
-    """Images per second of single-image inference (``mode='predict'`` includes post-processing)."""
-    model = model.to(device).eval()
-    h, w = shape
-    inputs = torch.rand(1, 3, h, w, device=device) * 255
-    samples = dummy_det_samples((h, w))
-    mode = 'predict' if predict else 'tensor'
-    sync = torch.cuda.synchronize if str(device).startswith('cuda') else (lambda: None)
-    elapsed = 0.0
-    fps = 0.0
-    for i in range(num_warmup + num_iters):
-        sync()
-        t0 = time.perf_counter()
-        model(inputs, samples, mode=mode)
-        sync()
-        if i >= num_warmup:
-            elapsed += time.perf_counter() - t0
-            done = i + 1 - num_warmup
-            fps = done / elapsed
-            if log_interval and done % log_interval == 0:
-                print(f'Done image [{done:<3}/{num_iters}], fps: {fps:.1f} img/s, '
-                      f'times per image: {1000 / fps:.1f} ms/img', flush=True)
-    return fps
+    """Images per second of single-image inference on a random image of ``shape``: data
+    preprocessor + forward (``mode='predict'`` includes post-processing), see
+    :func:`time_test_step`."""
+    times = time_test_step(model, [synthetic_batch(tuple(shape), device)], num_iters,
+                           num_warmup, device, predict, log_interval)
+    return len(times) / sum(times)

@@ -14,7 +14,7 @@ from mmext.models.layers import CLCBlock, channel_interlace, clc_full_receptive_
 
 from conftest import train_config
 
-# REFERENCE.md: derived from the official Torch7 model (conv + linear weights; BN affine
+# Derived by counting the official Torch7 model definition (conv + linear weights; BN affine
 # parameters not counted) -- not the paper's table, which we could not retrieve.
 DERIVED = {'A': (3.23, 343), 'B': (4.05, 425)}  # params M, MACs M at 224
 RETINA = osp.join('configs', 'clcnet', 'retinanet_clcnet-a_fpn_1x_coco.py')

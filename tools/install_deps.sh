@@ -37,12 +37,17 @@ pip_ -q "$SETUPTOOLS_PIN"
 echo "[mmext] installing the pinned requirements"
 pip_ -q -r "$HERE/requirements.txt"
 
-if "$VPY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_VERSION')" 2>/dev/null; then
-    echo "[mmext] mmcv $MMCV_VERSION with ops already installed"
+# cpu or cuda ops: CUDA ops when a GPU is visible, torch uses CUDA and nvcc exists (or
+# FORCE_CUDA=1); the script says why, and what will not work when a GPU has no nvcc
+FLAVOUR=$("$VPY" "$HERE/tools/mmcv_flavour.py")
+HAVE=$("$VPY" -c "
+import mmcv, mmcv.ops
+from mmcv.ops import get_compiling_cuda_version as v
+print(mmcv.__version__ + '-' + ('cpu' if v() == 'not available' else 'cuda'))" 2>/dev/null || true)
+if [ "$HAVE" = "$MMCV_VERSION-$FLAVOUR" ]; then
+    echo "[mmext] mmcv $MMCV_VERSION with $FLAVOUR ops already installed"
 else
     PYV=$("$VPY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-    FLAVOUR=cpu
-    [ "${FORCE_CUDA:-0}" = "1" ] && FLAVOUR=cuda
     KEY="mmcv-$MMCV_VERSION-torch-$TORCH_VERSION-$PYV-$FLAVOUR"
     mkdir -p "$CACHE/$KEY"
     WHEEL=$(ls "$CACHE/$KEY"/mmcv-*.whl 2>/dev/null | head -n1 || true)
@@ -57,14 +62,16 @@ else
         SRC="$BUILD/mmcv-$MMCV_VERSION"
         # torch >= 2.6 headers need C++20 ("C++20 or later compatible compiler is required")
         sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
-        (cd "$SRC" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+        FORCE=0
+        [ "$FLAVOUR" = "cuda" ] && FORCE=1
+        (cd "$SRC" && MMCV_WITH_OPS=1 FORCE_CUDA=$FORCE MAX_JOBS=${MAX_JOBS:-$(nproc)} \
             "$VPY" -m pip wheel --no-build-isolation --no-deps -w "$CACHE/$KEY" .)
         rm -rf "$BUILD"
         WHEEL=$(ls "$CACHE/$KEY"/mmcv-*.whl | head -n1)
     else
         echo "[mmext] using cached mmcv wheel $WHEEL"
     fi
-    pip_ -q --no-deps "$WHEEL"
+    pip_ -q --no-deps --force-reinstall "$WHEEL"
 fi
 
 echo "[mmext] installing mmpose (without chumpy) and mmext"

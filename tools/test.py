@@ -9,8 +9,9 @@ import sys
 from mmengine.config import Config, DictAction
 
 import mmext  # noqa: F401
+from mmext.utils.checkpoint_compat import UnsafeCheckpointError
 from mmext.utils.launch import (DatasetNotFoundError, apply_common_args, build_runner,
-                                check_data_paths)
+                                check_data_paths, explain_empty_dataset)
 
 
 def parse_args():
@@ -55,7 +56,15 @@ def main():
     if args.out is not None:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    try:
+        runner.test()
+    except UnsafeCheckpointError as e:
+        sys.exit(f'error: {e}')
+    except ValueError as e:  # mmengine's bare message for a dataset with no items
+        reason = 'need at least one array' in str(e) and explain_empty_dataset(cfg, ('test', ))
+        if not reason:
+            raise
+        sys.exit(f'error: {reason}')
 
 
 if __name__ == '__main__':

@@ -8,11 +8,13 @@ import argparse
 import os
 import sys
 
+import torch
 from mmengine.config import Config, DictAction
 
 import mmext  # noqa: F401  (registers mmext modules, checkpoint compatibility)
+from mmext.utils.checkpoint_compat import UnsafeCheckpointError
 from mmext.utils.launch import (DatasetNotFoundError, apply_common_args, build_runner,
-                                check_data_paths)
+                                check_data_paths, explain_empty_dataset)
 
 
 def parse_args():
@@ -20,7 +22,7 @@ def parse_args():
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', default=False,
-                        help='enable automatic-mixed-precision training')
+                        help='enable automatic-mixed-precision training (GPU only)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='enable automatically scaling LR.')
     parser.add_argument(
@@ -45,6 +47,9 @@ def main():
     cfg = Config.fromfile(args.config)
     apply_common_args(cfg, args)
     if args.amp:
+        if not torch.cuda.is_available():
+            sys.exit('error: --amp (automatic mixed precision) needs a CUDA GPU; none is '
+                     'visible here, so train without --amp')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
@@ -60,7 +65,15 @@ def main():
         check_data_paths(cfg)
     except DatasetNotFoundError as e:
         sys.exit(f'error: {e}')
-    build_runner(cfg).train()
+    try:
+        build_runner(cfg).train()
+    except UnsafeCheckpointError as e:  # load_from, --resume or init_cfg=Pretrained
+        sys.exit(f'error: {e}')
+    except ValueError as e:  # mmengine's bare message for a dataset with no items
+        reason = 'need at least one array' in str(e) and explain_empty_dataset(cfg)
+        if not reason:
+            raise
+        sys.exit(f'error: {reason}')
 
 
 if __name__ == '__main__':

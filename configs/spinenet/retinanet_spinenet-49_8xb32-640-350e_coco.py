@@ -1,5 +1,5 @@
 # RetinaNet with a SpineNet-49 backbone at 640 on COCO: the paper's recipe (Du et al. 2020,
-# Sec. 5.1 and Table 3 of ../shared/REFERENCE.md: 85.4 B FLOPs, 28.5 M params, 44.3 AP test-dev).
+# Sec. 5.1 and Table 3 of the paper: 85.4 B FLOPs, 28.5 M params, 44.3 AP test-dev).
 # SpineNet replaces the FPN (neck=None); the head is RetinaNet's shared-conv head with per-level
 # BN and swish as the official code. SyncBN on GPUs (mmext's tools/train.py turns it into BN on
 # CPU-only machines). Recipe: swish, stochastic depth 0.2, scale jitter [0.5, 2.0], 350 epochs

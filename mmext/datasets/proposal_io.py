@@ -12,12 +12,14 @@ can at worst hold wrong numbers. Its arrays:
 
 Older mmext releases wrote a pickle (``{'scales': ..., 'proposals': {img_id: [array ...]}}``).
 Plain ``pickle.load`` would run whatever a crafted pickle asks for, so such files are read only
-through torch's restricted unpickler (the one behind ``torch.load(weights_only=True)``, with
-mmext's checkpoint allow-list: numpy arrays, dtypes and scalars); anything else in them is refused
-with a message that names the refused global and says how to convert the file.
+through a restricted unpickler whose ``find_class`` hands out numpy's array, dtype and scalar
+reconstructors and nothing else (torch's ``weights_only`` unpickler would be the obvious choice,
+but it reads only pickle protocol 2, and ``pickle.dump`` writes protocol 4); anything else in a
+file is refused with a message that names the refused global and says how to convert the file.
 """
 import os
 import os.path as osp
+import pickle
 import zipfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -64,7 +66,7 @@ def save_proposals(path: str, scales: Sequence[Scale], proposals: ProposalDict) 
             arr = np.asarray(arr, dtype=np.float32).reshape(-1, 5)
             counts[i, j] = len(arr)
             chunks.append(arr)
-    id_arr = np.asarray(ids)
+    id_arr = np.asarray(ids) if ids else np.zeros(0, np.int64)
     if id_arr.dtype.kind not in 'iuU':
         raise ProposalFileError(f'image ids must be integers or strings, got {id_arr.dtype}')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -107,23 +109,39 @@ def _read_npz(path: str) -> Tuple[Tuple[Scale, ...], ProposalDict]:
     return scales, out
 
 
+# What a pickled proposals dict of plain NumPy arrays needs, and nothing else: numpy's array and
+# scalar reconstructors, dtypes, and the containers pickle itself builds without globals.
+_PICKLE_ALLOWED = {
+    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+    ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+    ('numpy', 'ndarray'), ('numpy', 'dtype'), ('collections', 'OrderedDict'),
+    ('_codecs', 'encode'),  # protocol-2 pickles spell bytes as _codecs.encode(str, 'latin1')
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """``find_class`` is the only way a pickle reaches a callable (Python's "Restricting
+    Globals"); this one hands out only :data:`_PICKLE_ALLOWED` and numpy's dtype classes."""
+
+    def find_class(self, module, name):
+        if (module, name) in _PICKLE_ALLOWED or (
+                module in ('numpy.dtypes', 'numpy._core.dtypes') and name.endswith('DType')):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f'global {module}.{name} is not allowed')
+
+
 def _read_legacy_pickle(path: str) -> Tuple[Optional[Tuple[Scale, ...]], ProposalDict]:
-    """Pickles of older releases, through torch's restricted unpickler only."""
-    import pickle
-
-    from torch import _weights_only_unpickler
-
-    from ..utils.checkpoint_compat import allow_mmengine_checkpoints
-    allow_mmengine_checkpoints()
+    """Pickles of older releases, through a restricted unpickler only."""
     try:
         with open(path, 'rb') as f:
-            data = _weights_only_unpickler.load(f, encoding='latin1')
-    except pickle.UnpicklingError as e:
+            data = _RestrictedUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
         raise ProposalFileError(
-            f'refused to load {path}: it is a pickle, and mmext reads old pickled proposals '
-            f'only through torch\'s restricted unpickler, which refused it ({e}). Write '
-            f'proposals with tools/sniper_proposals.py --out FILE.npz; if you trust this file, '
-            f'convert it yourself to the .npz layout of mmext.datasets.proposal_io') from None
+            f'refused to load {path}: it is a pickle, and mmext reads old pickled proposal files '
+            f'only through a restricted unpickler (numpy arrays, numbers, strings, lists, '
+            f'tuples and dicts), which refused it: {e}. Write proposals with '
+            f'tools/sniper_proposals.py --out FILE.npz; if you trust this file, convert it '
+            f'yourself to the .npz layout of mmext.datasets.proposal_io') from None
     if not isinstance(data, dict):
         raise ProposalFileError(f'{path} holds a {type(data).__name__}, not a proposals dict')
     props = data['proposals'] if 'proposals' in data else data
