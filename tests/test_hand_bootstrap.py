@@ -241,3 +241,35 @@ def test_real_dataset_configs_name_the_missing_file_and_the_synthetic_config():
     with pytest.raises(DatasetNotFoundError, match='coco_wholebody_train_v1.0.json') as e:
         check_data_paths(cfg)
     assert 'cpm_hand_synthetic-96x96.py' in str(e.value)
+
+
+def test_panoptic_config_evaluates_pckh_with_the_datasets_head_size(tmp_path):
+    """PanopticHand2DDataset reads each hand's head_size; through the config's val pipeline it
+    reaches PCKAccuracy(norm_item='head'), which thresholds at 0.7 x head_size."""
+    import cv2
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    from mmpose.registry import DATASETS, METRICS
+    cfg = Config.fromfile(osp.join(CFG_DIR, 'cpm_hand_8xb32-210e_panoptic-hand-368x368.py'))
+    cv2.imwrite(str(tmp_path / 'a.jpg'), np.zeros((64, 64, 3), np.uint8))
+    kp = np.stack([np.linspace(10, 50, 21), np.linspace(12, 40, 21), np.full(21, 2)], 1)
+    coco = dict(images=[dict(id=1, file_name='a.jpg', height=64, width=64)],
+                annotations=[dict(id=1, image_id=1, category_id=1, iscrowd=0, num_keypoints=21,
+                                  keypoints=kp.flatten().tolist(), bbox=[8, 8, 48, 40],
+                                  head_size=10.0, segmentation=[])],
+                categories=[dict(id=1, name='hand')])
+    json.dump(coco, open(tmp_path / 'test.json', 'w'))
+    ds_cfg = cfg.val_dataloader.dataset
+    ds_cfg.update(data_root=str(tmp_path), ann_file='test.json', data_prefix=dict(img=''))
+    ds = DATASETS.build(ds_cfg)
+    assert ds.get_data_info(0)['head_size'] == 10.0
+    sample = ds[0]['data_samples']
+    assert float(sample.gt_instances.head_size) == 10.0
+    metric = METRICS.build(cfg.val_evaluator[0])
+    metric.dataset_meta = ds.metainfo
+    pred = sample.to_dict()
+    # errors 6.9 px (< 0.7 x 10) on 11 keypoints, 7.1 px on 10: PCKh = 11 / 21
+    err = np.where(np.arange(21) < 11, 6.9, 7.1)
+    pred['pred_instances'] = dict(keypoints=(kp[None, :, :2] + np.stack([err, 0 * err], 1)))
+    metric.process([], [pred])
+    assert metric.compute_metrics(metric.results)['PCKh'] == pytest.approx(11 / 21)
