@@ -1,5 +1,5 @@
-# RepNet's headline protocol (paper Table 1: 89.9 mm with detected 2D keypoints): train and test
-# on 2D *detections*, as the official code does ("we directly train on 2D detections to learn
+# RepNet's headline protocol (Human3.6M with detected 2D keypoints; 89.9 mm quoted for the
+# paper): train and test on 2D *detections*, as the official code does ("we directly train on 2D detections to learn
 # the noise model of the detector", train_repnet.py). The official code uses Stacked-Hourglass
 # detections; MMPose's Human3.6M data provides CPN detections in Human3.6M's 17-joint layout
 # (joint_2d_det_files/cpn_ft_h36m_dbb_{train,test}.npy, as MMPose's

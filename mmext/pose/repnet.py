@@ -69,8 +69,8 @@ PAPER = dict(
     loss=dict(adv_weight=1.0, rep_weight=1.0, cam_weight=1.0, gp_weight=10.0),
     optimizer=dict(type='Adam', lr=1e-4, betas=(0.5, 0.9)),
     batch_size=32,
-    # Human3.6M, paper Table 1 (detected 2D keypoints) and Table 3 (ground-truth 2D), mm,
-    # after aligning the prediction to the ground truth (the paper's protocol)
+    # Human3.6M MPJPE (mm) quoted for the paper with detected / ground-truth 2D keypoints;
+    # taken from a secondary summary, not checked against the paper's tables (not used in tests)
     h36m_mpjpe_mm=dict(detected_2d=89.9, gt_2d=50.9),
 )
 # Joint weights of the official L_rep (``train_repnet.py``, ``weighted_pose_2d_loss``: the weight
