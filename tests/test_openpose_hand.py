@@ -218,3 +218,29 @@ def test_one_training_iteration_through_tools_train(tmp_path, python):
     losses = logged_losses(work)
     assert len(losses) == 1 and np.isfinite(losses[0])
     assert 'AUC' in r.stdout + r.stderr
+
+
+def test_hand_demo_runs_openposes_pipeline_from_a_coco_body_file(tmp_path):
+    """tools/hand_demo.py with the OpenPose synthetic config (random weights): body json ->
+    both hands, mirrored left, 2 test scales; the json holds 21 keypoints per found hand."""
+    import json
+    import sys
+    import cv2
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    import hand_demo
+    img = tmp_path / 'person.png'
+    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8))
+    kp = np.zeros((17, 3))
+    kp[:, 2] = 2
+    kp[[5, 7, 9], :2] = [(50, 20), (50, 50), (50, 80)]
+    kp[[6, 8, 10], :2] = [(110, 20), (110, 50), (112, 80)]
+    json.dump(dict(images=[dict(id=1, file_name='person.png')],
+                   annotations=[dict(image_id=1, num_keypoints=17, keypoints=kp.ravel().tolist())]),
+              open(tmp_path / 'body.json', 'w'))
+    out = hand_demo.main([str(img), SYN_CFG, '--body-json', str(tmp_path / 'body.json'),
+                          '--layout', 'coco', '--hand-scale-number', '2',
+                          '--out-file', str(tmp_path / 'hands.png'),
+                          '--out-json', str(tmp_path / 'hands.json')])
+    assert out['hand_valid'].tolist() == [[True, True]]
+    assert np.isfinite(out['hand_keypoints']).all() and out['hand_keypoints'].shape == (1, 2, 21, 2)
+    assert osp.exists(tmp_path / 'hands.png') and osp.exists(tmp_path / 'hands.json')
