@@ -53,7 +53,7 @@ def make_cfg(args, model_update, work_dir):
     cfg = Config.fromfile(CFG)
     cfg.work_dir = work_dir
     cfg.merge_from_dict(dict(model=model_update))
-    cfg.model.generator.width = args.width
+    cfg.model.backbone.width = args.width
     cfg.model.critic.kcs_width = args.width
     cfg.model.pose3d_pool.data_root = args.data_root
     cfg.train_cfg = dict(by_epoch=True, max_epochs=args.epochs, val_interval=args.epochs + 1)

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmext  # noqa: E402,F401
-from mmext.pose.hand_box import HAND_BOX_RULES, OPENPOSE_SCORE_THR  # noqa: E402
+from mmext.pose.hand_box import BODY_LAYOUTS, HAND_BOX_RULES, OPENPOSE_SCORE_THR  # noqa: E402,E501
 from mmext.pose.hands_from_body import HandsFromBody, draw_hands  # noqa: E402
 
 
@@ -37,7 +37,14 @@ def parse_args(argv=None):
     p.add_argument('--person-bbox', type=float, nargs=4, help='x1 y1 x2 y2 for the body model')
     p.add_argument('--rule', default='openpose', choices=tuple(HAND_BOX_RULES))
     p.add_argument('--score-thr', type=float, default=OPENPOSE_SCORE_THR)
-    p.add_argument('--flip-left', action='store_true', help='mirror left-hand crops')
+    p.add_argument('--flip-left', action='store_true', default=None,
+                   help="mirror left-hand crops (default: the hand model's test_cfg.mirror_left)")
+    p.add_argument('--layout', default=None, choices=sorted(BODY_LAYOUTS),
+                   help='body keypoint layout (default: by keypoint count)')
+    p.add_argument('--hand-scale-number', type=int, default=1,
+                   help="OpenPose's multi-scale hand test: number of scales (its best: 6)")
+    p.add_argument('--hand-scale-range', type=float, default=0.4,
+                   help="OpenPose's multi-scale hand test: total scale range (default 0.4)")
     p.add_argument('--device', default='cpu')
     p.add_argument('--out-file', default='work_dirs/hand_demo/hands.png')
     p.add_argument('--out-json', default=None)
@@ -50,7 +57,7 @@ def parse_args(argv=None):
 
 
 def body_from_json(ann_file: str, img_path: str):
-    """COCO-17 keypoints ``(N, 17, 3)`` of the image named like ``img_path`` in ``ann_file``."""
+    """Body keypoints ``(N, K, 3)`` (COCO-17 in a COCO file) of the image named like ``img_path`` in ``ann_file``."""
     with open(ann_file) as fh:
         coco = json.load(fh)
     name = osp.basename(img_path)
@@ -71,7 +78,10 @@ def main(argv=None):
     body_model = None
     if args.body_config:
         body_model = init_model(args.body_config, args.body_checkpoint, device=args.device)
-    pipeline = HandsFromBody(hand_model, body_model, args.rule, args.score_thr, args.flip_left)
+    pipeline = HandsFromBody(hand_model, body_model, rule=args.rule, score_thr=args.score_thr,
+                             layout=args.layout, flip_left=args.flip_left,
+                             hand_scale_number=args.hand_scale_number,
+                             hand_scale_range=args.hand_scale_range)
     if args.body_json:
         kpts, scores = body_from_json(args.body_json, args.img)
         result = pipeline(args.img, kpts, scores)

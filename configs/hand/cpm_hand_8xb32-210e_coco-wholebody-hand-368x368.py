@@ -1,4 +1,5 @@
-# Hand CPM (arXiv:1704.07809) on COCO-WholeBody-Hand (MMPose's CocoWholeBodyHandDataset):
+# MMPose's CPM at hand-network sizes (not OpenPose's hand network, see
+# cpm_hand_8xb32-210e_onehand10k-368x368.py) on COCO-WholeBody-Hand (CocoWholeBodyHandDataset):
 # same model and recipe as cpm_hand_8xb32-210e_onehand10k-368x368.py.
 # data_root holds annotations/coco_wholebody_{train,val}_v1.0.json, train2017/, val2017/.
 _base_ = './cpm_hand_8xb32-210e_onehand10k-368x368.py'

@@ -1,8 +1,11 @@
-# Hand CPM (Simon et al., CVPR 2017, arXiv:1704.07809; OpenPose's hand network) on OneHand10K:
-# 21 keypoints, 368x368 input, stride 8 (46x46 heatmaps), 6 stages, 128 image-feature channels
-# into every stage, a heatmap loss at every stage (CPMHead sums KeypointMSELoss over the stages).
-# MMPose's CPM / CPMHead; MMPose's OneHand10K recipe (pipeline, Adam 5e-4, 210 epochs,
-# PCK@0.2 of the bbox, AUC, EPE). Deviation: no background map (MMPose's codecs have none).
+# MMPose's Convolutional Pose Machine (Wei et al., arXiv:1602.00134; MMPose's CPM / CPMHead:
+# 9x9 image towers with BN, 11x11 stage convs; 40,589,758 parameters) at the sizes of the hand
+# network of Simon et al. (CVPR 2017, arXiv:1704.07809) -- NOT OpenPose's hand network (VGG-19
+# trunk, 7x7 stages, no BN, 22 maps): that one is openpose-hand_vgg19-cpm6_8xb32-210e_*.py.
+# Here on OneHand10K: 21 keypoints, 368x368 input, stride 8 (46x46 heatmaps), 6 stages, 128
+# image-feature channels into every stage, a heatmap loss at every stage (CPMHead sums
+# KeypointMSELoss over the stages). MMPose's OneHand10K recipe (pipeline, Adam 5e-4, 210 epochs,
+# PCK@0.2 of the bbox, AUC, EPE). No background map (MMPose's codecs have none).
 # Boxes: the dataset's hand boxes. At inference from body keypoints, tools/hand_demo.py makes
 # them with the OpenPose rule (mmext/pose/hand_box.py, rule='openpose').
 # Set the dataset path with data_root below or

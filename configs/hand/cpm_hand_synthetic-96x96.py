@@ -1,4 +1,5 @@
-# Hand CPM on the synthetic multiview hands (mmext/pose/synthetic_hands.py), small enough to
+# MMPose's CPM (not OpenPose's hand network: see openpose-hand_synthetic-96x96.py) on the
+# synthetic multiview hands (mmext/pose/synthetic_hands.py), small enough to
 # train on a CPU in minutes: 6 stages and a loss at every stage as the paper, but 96x96 input
 # (12x12 heatmaps; the paper model is 368x368 -> 46x46, see
 # cpm_hand_8xb32-210e_onehand10k-368x368.py) and 32-channel feature paths (HandCPM's
@@ -45,4 +46,4 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(base_batch_size=16)
 default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=20, save_best='AUC'))
-# mmpose's AUC normalises by 30 px (REFERENCE: AUC over 0-30 px) -- images here are 128 px
+# mmpose's AUC normalises by 30 px (the hand benchmarks' AUC over 0-30 px) -- images here are 128 px

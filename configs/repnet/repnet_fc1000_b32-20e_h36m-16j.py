@@ -15,17 +15,23 @@ data_root = 'data/h36m/'
 num_keypoints = 16
 keypoint_indices = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16]  # 17 minus neck_base
 
+# Losses as the official code (train_repnet.py): joint-weighted L1 reprojection loss (root 0,
+# neck and head 0.1) and the L1 camera loss; the paper's Frobenius forms are rep_loss /
+# cam_loss='frobenius'. The critic's bones: Human3.6M's skeleton (the official KCS matrix needs
+# the neck joint, which this 16-joint layout drops; the 17-joint config uses it).
 model = dict(
     type='RepNet',
     num_keypoints=num_keypoints,
     keypoint_indices=keypoint_indices,
-    generator=dict(type='RepNetGenerator', width=1000, shared_blocks=1, pose_blocks=2,
-                   camera_blocks=2),
+    backbone=dict(type='RepNetGenerator', width=1000, shared_blocks=1, pose_blocks=2,
+                  camera_blocks=2),
+    head=dict(type='RepNetHead'),
     critic=dict(type='RepNetCritic', use_kcs=True, width=100, kcs_width=1000),
     pose3d_pool=dict(type='Pose3dPool', data_root=data_root,
                      ann_file='annotation_body3d/fps50/h36m_train.npz', key='S'),
     adv_weight=1.0, rep_weight=1.0, cam_weight=1.0, gp_weight=10.0,
-    critic_steps=1, rep_loss='frobenius')
+    critic_steps=1, rep_loss='official', cam_loss='l1',
+    test_cfg=dict(flip_test=False))
 
 optim_wrapper = dict(
     constructor='RepNetOptimWrapperConstructor',
@@ -34,12 +40,14 @@ optim_wrapper = dict(
 param_scheduler = [dict(type='MultiStepLR', milestones=[5, 10, 15], gamma=0.1, by_epoch=True)]
 train_cfg = dict(by_epoch=True, max_epochs=20, val_interval=1)
 
-# 2D keypoints go to the model as (1, 17, 2) pixels; RepNet centres and scales them itself.
-# The codec only provides target_root (the ground-truth root, added back for evaluation).
+# 2D keypoints go to the model as (1, 17, 2) pixels; RepNet centres and scales them and picks
+# its 16 joints itself. The codec only provides target_root (the ground-truth root, added back
+# for evaluation); LiftingTargetSubset gives the evaluation target the model's 16 joints.
 codec = dict(type='ImagePoseLifting', num_keypoints=17, root_index=0, remove_root=False,
              reshape_keypoints=False)
 pipeline = [
     dict(type='GenerateTarget', encoder=codec),
+    dict(type='LiftingTargetSubset', keypoint_indices=keypoint_indices),
     dict(type='PackPoseInputs',
          meta_keys=('id', 'category_id', 'target_img_path', 'flip_indices', 'target_root')),
 ]

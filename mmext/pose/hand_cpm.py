@@ -1,18 +1,20 @@
-"""The hand CPM of Simon et al., "Hand Keypoint Detection in Single Images using Multiview
-Bootstrapping", CVPR 2017 (arXiv:1704.07809): MMPose's Convolutional Pose Machine
-(Wei et al., arXiv:1602.00134) with the hand network's sizes.
+"""MMPose's Convolutional Pose Machine (Wei et al., arXiv:1602.00134) at the sizes of the hand
+network of Simon et al., "Hand Keypoint Detection in Single Images using Multiview
+Bootstrapping", CVPR 2017 (arXiv:1704.07809).
 
-Paper / OpenPose hand model (``pose_deploy.prototxt``, figures in ../shared/REFERENCE.md):
+This is *not* OpenPose's hand network: MMPose's CPM has 9x9 image towers with BN and 11x11 stage
+convs (40,589,758 parameters at 128 channels), OpenPose's (``models/hand/pose_deploy.prototxt``)
+a VGG-19 trunk, 7x7 stages, no BN and 22 maps (36,832,324 parameters): that one is
+:class:`mmext.pose.openpose_hand.OpenPoseHandNet`. What the two share (from the prototxt):
 368x368 input, stride 8 (46x46 maps), 6 stages; stages 2-6 take the previous stage's maps
 concatenated with 128 image-feature channels; a heatmap loss at every stage. With MMPose's
 ``CPM`` that is ``middle_channels=128`` (MMPose's default, 32, is the body CPM's) and
-``CPMHead(num_stages=6)``, whose loss sums over all stages. One deviation: OpenPose predicts
-21 keypoint maps + 1 background map; MMPose's heatmap codecs and metrics have no background map,
-so the hand configs predict the 21 keypoint maps only.
+``CPMHead(num_stages=6)``, whose loss sums over all stages. The CPM configs predict the 21
+keypoint maps only (OpenPose adds a background map; :class:`OpenPoseHandHead` has it).
 
 :class:`HandCPM` only adds ``stem_channels``: MMPose's CPM hard-codes 128 channels in its two
-image-feature paths. The paper model keeps 128 (``HandCPM`` is then exactly ``CPM``); the
-synthetic config narrows them so that a 6-stage CPM trains on a CPU in minutes.
+image-feature paths. At 128 ``HandCPM`` is exactly ``CPM``; the synthetic config narrows them
+so that a 6-stage CPM trains on a CPU in minutes.
 """
 import copy
 
@@ -22,7 +24,7 @@ from mmcv.cnn import ConvModule
 from mmpose.models.backbones import CPM
 from mmpose.registry import MODELS
 
-# the hand network of the paper (OpenPose's hand model), as MMPose CPM arguments
+# the sizes of the paper's hand network (pose_deploy.prototxt) as MMPose CPM arguments
 HAND_CPM_PAPER = dict(input_size=368, heatmap_size=46, num_keypoints=21, num_stages=6,
                       feat_channels=128, middle_channels=128, stem_channels=128)
 

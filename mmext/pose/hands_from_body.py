@@ -1,17 +1,25 @@
 """Body -> hands inference (Simon et al., CVPR 2017, arXiv:1704.07809, as run by OpenPose):
 body keypoints (from an MMPose body model, any callable, or annotations) -> left/right hand boxes
-(:func:`mmext.pose.hand_box.hand_boxes_from_body`) -> hand keypoints from a top-down MMPose hand
-model (e.g. the hand CPM of ``configs/hand/``).
+(:func:`mmext.pose.hand_box.hand_instances`, one top-down instance per hand) -> hand keypoints
+from a top-down MMPose hand model through ``mmpose.apis.inference_topdown``.
 
-OpenPose runs its hand network on right hands and mirrors left-hand crops; ``flip_left=True``
-does the same (for models trained on right hands only, like the synthetic one). Models trained on
-both hands (OneHand10K, COCO-WholeBody-Hand) take the crops as they are (default).
+As OpenPose's ``HandExtractorCaffe::forwardPass`` (``src/openpose/hand/handExtractorCaffe.cpp``):
+
+* the crop is the hand box itself (1.5 max(...) for the OpenPose rule): the boxes are divided by
+  the ``GetBBoxCenterScale`` padding of the hand model's test pipeline (``crop_padding``);
+* left hands are mirrored (``mirrorImage = (hand == 0)``), for networks trained on right hands:
+  ``flip_left`` (default: the hand model's ``test_cfg.mirror_left``, which the OpenPose hand
+  configs set);
+* multi-scale test: ``hand_scale_number`` crops of sides ``round(side * s) // 2 * 2`` for
+  ``s = 1 - range / 2 + range * i / (number - 1)``, keeping per hand the scale whose keypoints
+  have the highest mean score (OpenPose's flags ``--hand_scale_number``, ``--hand_scale_range``;
+  its best results: 6 and 0.4, ``include/openpose/flags.hpp``).
 """
 from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .hand_box import OPENPOSE_SCORE_THR, hand_boxes_from_body
+from .hand_box import MMPOSE_BBOX_PADDING, OPENPOSE_SCORE_THR, hand_instances, scale_boxes
 
 NUM_HAND_KEYPOINTS = 21
 
@@ -25,25 +33,61 @@ def _load_image(img: Union[str, np.ndarray]) -> np.ndarray:
     return img
 
 
+def pipeline_bbox_padding(model) -> float:
+    """The ``GetBBoxCenterScale`` padding of a model's test pipeline (MMPose default 1.25)."""
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None:
+        return MMPOSE_BBOX_PADDING
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step.get('type') == 'GetBBoxCenterScale':
+            return float(step.get('padding', MMPOSE_BBOX_PADDING))
+    return 1.0
+
+
+def openpose_scales(number: int, scale_range: float) -> np.ndarray:
+    """OpenPose's hand test scales: ``1 - range/2 + range * i / (number - 1)``; [1] for one."""
+    if not isinstance(number, int) or number < 1:
+        raise ValueError(f'hand_scale_number must be an int >= 1, got {number!r}')
+    if number == 1:
+        return np.ones(1)
+    if not 0 <= scale_range < 2:
+        raise ValueError(f'hand_scale_range must lie in [0, 2), got {scale_range}')
+    return 1 - scale_range / 2 + scale_range * np.arange(number) / (number - 1)
+
+
 class HandsFromBody:
     """Hand keypoints of every person in an image, found from their body keypoints.
 
     Args:
         hand_model: an MMPose top-down hand model (``mmpose.apis.init_model``).
-        body_model: an MMPose top-down body model (COCO-17 keypoints), or a callable
-            ``body(img) -> (keypoints (N, 17, 2), scores (N, 17))``; None if body keypoints are
+        body_model: an MMPose top-down body model, or a callable
+            ``body(img) -> (keypoints (N, K, 2), scores (N, K))``; None if body keypoints are
             always given to :meth:`__call__`.
         rule: hand-box rule, ``'openpose'`` (default) or ``'paper'``.
         score_thr: body joints scoring at or below it are missing (OpenPose: 0.03).
-        flip_left: mirror left-hand crops for models trained on right hands only.
+        layout: body keypoint layout (``mmext.pose.hand_box.BODY_LAYOUTS``); default: by count.
+        flip_left: mirror left-hand crops (OpenPose); default: ``hand_model.test_cfg``'s
+            ``mirror_left`` (False if unset).
+        crop_padding: the hand model pipeline's ``GetBBoxCenterScale`` padding; default: read
+            from ``hand_model.cfg`` (so the crop is the hand box itself).
+        hand_scale_number, hand_scale_range: OpenPose's multi-scale test (default 1: off).
     """
 
     def __init__(self, hand_model, body_model: Optional[Union[Callable, object]] = None,
                  rule: str = 'openpose', score_thr: float = OPENPOSE_SCORE_THR,
-                 flip_left: bool = False) -> None:
+                 layout: Optional[str] = None, flip_left: Optional[bool] = None,
+                 crop_padding: Optional[float] = None, hand_scale_number: int = 1,
+                 hand_scale_range: float = 0.4) -> None:
         self.hand_model, self.body_model = hand_model, body_model
-        self.rule, self.score_thr, self.flip_left = rule, score_thr, flip_left
-        hand_boxes_from_body(np.zeros((1, 17, 2)), rule=rule)  # validates the rule early
+        self.rule, self.score_thr, self.layout = rule, score_thr, layout
+        if flip_left is None:
+            flip_left = bool((getattr(hand_model, 'test_cfg', None) or {}).get('mirror_left',
+                                                                                 False))
+        self.flip_left = flip_left
+        self.crop_padding = pipeline_bbox_padding(hand_model) if crop_padding is None \
+            else float(crop_padding)
+        self.scales = openpose_scales(hand_scale_number, hand_scale_range)
+        hand_instances(np.zeros((1, 17, 2)), rule=rule)  # validates the rule early
 
     def _body(self, img: np.ndarray, person_bboxes: Optional[np.ndarray]):
         if self.body_model is None:
@@ -56,7 +100,8 @@ class HandsFromBody:
         scores = np.concatenate([s.pred_instances.keypoint_scores for s in samples])
         return kpts, scores
 
-    def _hands(self, img: np.ndarray, boxes: np.ndarray):
+    def _topdown(self, img: np.ndarray, boxes: np.ndarray):
+        """inference_topdown on boxes (M, 4) -> keypoints (M, 21, 2), scores (M, 21)."""
         from mmpose.apis import inference_topdown
         if len(boxes) == 0:
             return np.zeros((0, NUM_HAND_KEYPOINTS, 2)), np.zeros((0, NUM_HAND_KEYPOINTS))
@@ -66,6 +111,31 @@ class HandsFromBody:
         scores = np.concatenate([s.pred_instances.keypoint_scores for s in samples])
         return kpts, scores
 
+    def _hands(self, img: np.ndarray, boxes: np.ndarray, mirror: bool):
+        """Keypoints of the hands in ``boxes`` (crops already divided by the padding)."""
+        w = img.shape[1]
+        if mirror:
+            # mirror the image and the boxes, predict, mirror the keypoints back
+            img = img[:, ::-1].copy()
+            boxes = np.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], 1)
+        best_k = best_s = None
+        for i, s in enumerate(self.scales):
+            if len(self.scales) == 1:
+                b = boxes
+            else:  # OpenPose recentres the hand box to round(side * s) // 2 * 2 pixels
+                full = (boxes[:, 2] - boxes[:, 0]) * self.crop_padding
+                factor = np.round(full * s) // 2 * 2 / np.maximum(full, 1e-12)
+                b = scale_boxes(boxes, factor[:, None])
+            k, sc = self._topdown(img, b)
+            if i == 0:
+                best_k, best_s = k, sc
+            else:  # keep the scale with the higher mean keypoint score (strictly)
+                better = sc.mean(-1) > best_s.mean(-1)
+                best_k[better], best_s[better] = k[better], sc[better]
+        if mirror:
+            best_k = np.stack([w - best_k[..., 0], best_k[..., 1]], axis=-1)
+        return best_k, best_s
+
     def __call__(self, img: Union[str, np.ndarray], body_keypoints: Optional[np.ndarray] = None,
                  body_scores: Optional[np.ndarray] = None,
                  person_bboxes: Optional[np.ndarray] = None) -> dict:
@@ -73,13 +143,13 @@ class HandsFromBody:
 
         Args:
             img: image path or BGR array.
-            body_keypoints: ``(N, 17, 2|3)`` COCO-17 keypoints (skips the body model).
-            body_scores: ``(N, 17)`` their scores.
+            body_keypoints: ``(N, K, 2|3)`` body keypoints (skips the body model).
+            body_scores: ``(N, K)`` their scores.
             person_bboxes: ``(N, 4)`` xyxy person boxes for an MMPose body model (default: the
                 whole image as one person).
 
         Returns:
-            dict with ``body_keypoints`` ``(N, 17, 2)``, ``body_scores``, ``hand_boxes``
+            dict with ``body_keypoints`` ``(N, K, 2)``, ``body_scores``, ``hand_boxes``
             ``(N, 2, 4)`` (0 left, 1 right; NaN where no box), ``hand_valid`` ``(N, 2)``,
             ``hand_keypoints`` ``(N, 2, 21, 2)`` and ``hand_scores`` ``(N, 2, 21)`` (NaN where no
             box).
@@ -93,21 +163,20 @@ class HandsFromBody:
         kpts = np.asarray(body_keypoints, np.float64)
         if kpts.ndim == 2:
             kpts = kpts[None]
-        boxes, valid = hand_boxes_from_body(kpts, body_scores, self.rule, self.score_thr)
-        n = len(boxes)
+        inst = hand_instances(kpts, body_scores, self.rule, self.score_thr, self.layout,
+                              self.crop_padding)
+        n = len(kpts)
+        boxes = np.full((n, 2, 4), np.nan)
+        valid = np.zeros((n, 2), bool)
+        boxes[inst['person'], inst['side']] = inst['hand_boxes']
+        valid[inst['person'], inst['side']] = True
         hand_kpts = np.full((n, 2, NUM_HAND_KEYPOINTS, 2), np.nan)
         hand_scores = np.full((n, 2, NUM_HAND_KEYPOINTS), np.nan)
         for side in (0, 1):
-            idx = np.nonzero(valid[:, side])[0]
-            b = boxes[idx, side]
-            if self.flip_left and side == 0 and len(idx):
-                # mirror the image and the boxes, predict, mirror the keypoints back
-                fb = np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], axis=1)
-                k, s = self._hands(image[:, ::-1].copy(), fb)
-                k = np.stack([w - k[..., 0], k[..., 1]], axis=-1)
-            else:
-                k, s = self._hands(image, b)
-            hand_kpts[idx, side], hand_scores[idx, side] = k, s
+            sel = inst['side'] == side
+            k, s = self._hands(image, inst['bboxes'][sel], self.flip_left and side == 0)
+            hand_kpts[inst['person'][sel], side] = k
+            hand_scores[inst['person'][sel], side] = s
         return dict(body_keypoints=kpts[..., :2], body_scores=body_scores, hand_boxes=boxes,
                     hand_valid=valid, hand_keypoints=hand_kpts, hand_scores=hand_scores)
 

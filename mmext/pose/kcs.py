@@ -22,8 +22,8 @@ H36M_17_JOINTS = ('root', 'right_hip', 'right_knee', 'right_foot', 'left_hip', '
                   'left_elbow', 'left_wrist', 'right_shoulder', 'right_elbow', 'right_wrist')
 H36M_17_EDGES = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9),
                  (9, 10), (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16))
-# 16 joints: the 17 without ``neck_base`` (index 9), the set of Martinez et al. 2017 and the
-# Stacked-Hourglass detections RepNet's official code trains on (15 bones there too).
+# 16 joints: the 17 without ``neck_base`` (index 9); the skeleton then joins thorax and head.
+# (RepNet's official code uses a different 16: the 17 without ``spine``, see OFFICIAL_16_JOINTS.)
 H36M_16_FROM_17 = tuple(i for i in range(17) if i != 9)
 H36M_16_EDGES = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9),
                  (8, 10), (10, 11), (11, 12), (8, 13), (13, 14), (14, 15))
@@ -36,6 +36,43 @@ SYMMETRIC_BONES_BY_NAME = (
     (('left_shoulder', 'left_elbow'), ('right_shoulder', 'right_elbow')),
     (('left_elbow', 'left_wrist'), ('right_elbow', 'right_wrist')),
 )
+
+
+# RepNet's official joint order (bastianwandt/RepNet): ``eval_h36m.py`` reorders the MPII-order
+# Stacked-Hourglass detections (r_ankle, r_knee, r_hip, l_hip, l_knee, l_ankle, pelvis, thorax,
+# upper_neck, head_top, r_wrist, r_elbow, r_shoulder, l_shoulder, l_elbow, l_wrist) by
+# ``[2, 1, 0, 3, 4, 5, 6, 7, 8, 9, 13, 14, 15, 12, 11, 10]``; named here with MMPose's Human3.6M
+# names (pelvis = root, upper neck = neck_base, head top = head). Human3.6M's ``spine`` is absent.
+OFFICIAL_16_JOINTS = ('right_hip', 'right_knee', 'right_foot', 'left_hip', 'left_knee',
+                      'left_foot', 'root', 'thorax', 'neck_base', 'head', 'left_shoulder',
+                      'left_elbow', 'left_wrist', 'right_shoulder', 'right_elbow', 'right_wrist')
+H36M_16_OFFICIAL_FROM_17 = tuple(H36M_17_JOINTS.index(n) for n in OFFICIAL_16_JOINTS)
+# The columns of the official KCS matrix (``train_repnet.py``, ``kcs_layer``, the ``Ct`` constant
+# after commit 231a3bc "fixed KCS matrix"): column b is +1 at joint a and -1 at joint c for
+# (a, c) below, in OFFICIAL_16_JOINTS order. It differs from the drawn skeleton
+# (``plot17j.py``): the left hip hangs on the right hip (0, 3), not on the pelvis (3, 6).
+OFFICIAL_KCS_COLUMNS = ((0, 1), (1, 2), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (7, 10),
+                        (10, 11), (11, 12), (7, 13), (13, 14), (14, 15), (0, 3), (0, 6))
+
+
+def official_bone_matrix(joint_names: Sequence[str]) -> Tensor:
+    """The official code's KCS matrix C (J x 15) for a layout given by its joint names.
+
+    Rows follow ``joint_names``; a joint the official layout lacks (Human3.6M's ``spine``)
+    gets a zero row. The layout must hold all 16 official joints (e.g. Human3.6M's 17, or
+    its 17 without ``spine``: ``H36M_16_OFFICIAL_FROM_17``).
+    """
+    names = list(joint_names)
+    missing = [n for n in OFFICIAL_16_JOINTS if n not in names]
+    if missing:
+        raise ValueError(f'the official RepNet KCS matrix needs the joints {missing}, which '
+                         f'this layout ({len(names)} joints) lacks; use the 17-joint layout '
+                         'or H36M_16_OFFICIAL_FROM_17')
+    c = torch.zeros(len(names), len(OFFICIAL_KCS_COLUMNS))
+    for b, (a, d) in enumerate(OFFICIAL_KCS_COLUMNS):
+        c[names.index(OFFICIAL_16_JOINTS[a]), b] = 1.0
+        c[names.index(OFFICIAL_16_JOINTS[d]), b] = -1.0
+    return c
 
 
 def h36m_skeleton(num_keypoints: int) -> Tuple[Tuple[int, int], ...]:
