@@ -87,17 +87,27 @@ def synthetic_sniper():
 
 # ----------------------------------------------------------------------------- cost
 def cost(images, sp, single_scale, neg_per_image=2, proposals=300, seed=0):
-    """Cost figures of SNIPER on ``images`` with settings ``sp``."""
+    """Cost figures of SNIPER on ``images`` with settings ``sp`` (one epoch).
+
+    ``sp['stride']`` may be a ``(lo, hi)`` pair (drawn once for the epoch, as the official
+    ``chip_worker.reset`` does); ties of the greedy cover are broken in a seeded random order.
+    """
     k2 = sp['chip_size'] ** 2
+    stride = sp['stride']
+    rng = np.random.RandomState(seed)
+    if not isinstance(stride, int):
+        stride = int(rng.randint(*stride))
+    geo = dict(chip_size=sp['chip_size'], stride=stride, scales=sp['scales'],
+               valid_ranges=sp['valid_ranges'])
     t = time.perf_counter()
-    chips = [image_chips(w, h, b, np.zeros(len(b), bool), **sp)['chips'] for w, h, b in images]
+    chips = [image_chips(w, h, b, np.zeros(len(b), bool), rng=rng, **geo)['chips']
+             for w, h, b in images]
     t_pos = time.perf_counter() - t
     n_chips = np.array([len(c) for c in chips])
     single = np.array([single_scale(w, h) for w, h, _ in images])
     pyramid = np.array([sum(resolve_scale(s, w, h, sp['chip_size']) ** 2 * w * h
                             for s in sp['scales']) for w, h, _ in images])
     # chip generation with negatives: random proposals stand in for an RPN's
-    rng = np.random.RandomState(seed)
     props = []
     for w, h, _ in images:
         side = np.exp(rng.uniform(np.log(8), np.log(min(w, h) / 2), proposals))
@@ -107,14 +117,14 @@ def cost(images, sp, single_scale, neg_per_image=2, proposals=300, seed=0):
     t = time.perf_counter()
     n_neg = []
     for (w, h, b), p in zip(images, props):
-        c = image_chips(w, h, b, np.zeros(len(b), bool), proposals=p, **sp)
+        c = image_chips(w, h, b, np.zeros(len(b), bool), proposals=p, rng=rng, **geo)
         n_neg.append(min(int(c['negative'].sum()), neg_per_image))
     t_neg = time.perf_counter() - t
     pos_px = n_chips * k2
     neg_px = (n_chips + np.array(n_neg)) * k2
     return dict(chips=n_chips.mean(), neg=np.mean(n_neg), pos_px=pos_px.mean(),
                 neg_px=neg_px.mean(), single=single.mean(), pyramid=pyramid.mean(),
-                ips_pos=len(images) / t_pos, ips_neg=len(images) / t_neg)
+                ips_pos=len(images) / t_pos, ips_neg=len(images) / t_neg, stride=stride)
 
 
 def coco_single(w, h):

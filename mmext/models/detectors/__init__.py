@@ -1,2 +1,3 @@
 from .distillation import DistillationSingleStageDetector  # noqa: F401
 from .sniper_inference import SNIPERTestLoop, SNIPERTTAModel, SNIPERValLoop  # noqa: F401
+from .sniper_assigner import SNIPERMaxIoUAssigner  # noqa: F401
