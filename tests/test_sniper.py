@@ -514,6 +514,43 @@ def test_chip_crop_without_chip_is_a_clear_error():
         SNIPERChipCrop()(dict(img=np.zeros((4, 4, 3), np.uint8)))
 
 
+@pytest.mark.parametrize('kind', ['polygon', 'bitmap'])
+@pytest.mark.parametrize('scale, box', [(2.0, [512, 160, 768, 416]), (0.5, [0, 0, 300, 200])])
+def test_chip_crop_scales_and_crops_masks_with_the_chip(kind, scale, box):
+    from mmdet.structures.bbox import HorizontalBoxes
+    from mmdet.structures.mask import BitmapMasks, PolygonMasks
+    img = np.zeros((400, 600, 3), np.uint8)
+    obj = [300, 100, 360, 140]
+    poly = [np.array([300, 100, 360, 100, 360, 140, 300, 140], float)]
+    # a second object only partly inside the upscaled chip (x 240-280 -> 480-560)
+    poly2 = [np.array([240, 150, 280, 150, 280, 190, 240, 190], float)]
+    masks = PolygonMasks([poly, poly2], 400, 600)
+    if kind == 'bitmap':
+        masks = BitmapMasks(masks.to_ndarray(), 400, 600)
+    results = dict(img=img, gt_masks=masks,
+                   gt_bboxes=HorizontalBoxes(np.array([obj, [240, 150, 280, 190]], np.float32)),
+                   sniper_chip=dict(box=box, scale=scale))
+    out = SNIPERChipCrop()(results)
+    m = out['gt_masks']
+    assert type(m) is type(masks) and (m.height, m.width) == out['img'].shape[:2]
+    dense = m.to_ndarray() if kind == 'polygon' else m.masks
+    for i in range(2):
+        x1, y1, x2, y2 = out['gt_bboxes'].tensor[i].numpy()
+        ys, xs = np.nonzero(dense[i])
+        assert len(xs)
+        # the mask fills its (clipped, scaled) box, to a pixel
+        assert abs(xs.min() - x1) <= 1 and abs(xs.max() + 1 - x2) <= 1
+        assert abs(ys.min() - y1) <= 1 and abs(ys.max() + 1 - y2) <= 1
+        assert abs(dense[i].sum() - (x2 - x1) * (y2 - y1)) <= 2 * ((x2 - x1) + (y2 - y1))
+
+
+def test_wrapper_keeps_mask_annotations_for_the_chip():
+    ds = SNIPERDataset(_Single(640, 480, [[100, 100, 140, 140]]), **FIXED)
+    ds.dataset.infos[0]['instances'][0]['mask'] = [[100, 100, 140, 100, 140, 140, 100, 140]]
+    info = ds.get_data_info(0)
+    assert info['instances'][0]['mask'] == [[100, 100, 140, 100, 140, 140, 100, 140]]
+
+
 # ----------------------------------------------------------------------------- chip inference
 def _inst(boxes, scores, labels):
     return InstanceData(bboxes=torch.tensor(boxes, dtype=torch.float32),
@@ -542,9 +579,151 @@ def test_merge_keeps_each_scales_range_then_suppresses():
         merge_scale_detections([a], ranges, None)
 
 
+class _Detector(torch.nn.Module):
+    """Records the post-processing test_cfg it runs with; one box per view."""
+
+    def __init__(self):
+        super().__init__()
+        from mmengine.config import ConfigDict
+        self.roi_head = torch.nn.Module()
+        self.roi_head.test_cfg = ConfigDict(score_thr=0.05, nms=dict(type='nms',
+                                                                     iou_threshold=0.5),
+                                            max_per_img=100)
+        self.seen = []
+
+    def test_step(self, data):
+        from mmdet.structures import DetDataSample
+        self.seen.append(dict(self.roi_head.test_cfg))
+        out = []
+        for sample in data['data_samples']:
+            s = sample.clone()
+            s.pred_instances = _inst([[10, 10, 50, 50]], [0.9], [0])
+            out.append(s)
+        return out
+
+
+def _views(n_views, ori=(300, 400)):
+    from mmdet.structures import DetDataSample
+    views = []
+    for v in range(n_views):
+        s = DetDataSample(metainfo=dict(ori_shape=ori, img_shape=(ori[0] * (v + 1), ori[1] *
+                                                                   (v + 1)),
+                                        scale_factor=(v + 1.0, v + 1.0)))
+        views.append(s)
+    return dict(inputs=[[torch.zeros(3, 4, 4)] for _ in views],
+                data_samples=[[s] for s in views])
+
+
+def test_tta_uses_the_official_per_scale_post_processing_and_the_original_meta():
+    from mmext.models.detectors.sniper_inference import SNIPERTTAModel
+    det = _Detector()
+    tta = SNIPERTTAModel(det, test_ranges=((0, 90), (32, 180)))
+    out = tta.test_step(_views(2))
+    assert len(det.seen) == 2
+    for cfg in det.seen:  # lib/inference.py: scores > 1e-3, soft-NMS, 200 per scale
+        assert cfg['score_thr'] == 1e-3 and cfg['max_per_img'] == 200
+        assert cfg['nms']['type'] == 'soft_nms' and cfg['nms']['sigma'] == 0.55
+    assert det.roi_head.test_cfg.score_thr == 0.05  # restored afterwards
+    assert det.roi_head.test_cfg.nms['type'] == 'nms'
+    assert out[0].img_shape == (300, 400) and out[0].scale_factor == (1.0, 1.0)
+    assert out[0].ori_shape == (300, 400)
+    keep = SNIPERTTAModel(_Detector(), test_ranges=((0, 90), (32, 180)), per_scale=None)
+    keep.test_step(_views(2))
+    assert keep.module.seen[0]['score_thr'] == 0.05
+
+
+def test_tta_refuses_a_one_view_batch_or_warns_when_allowed():
+    from mmext.models.detectors.sniper_inference import SNIPERTTAModel
+    plain = dict(inputs=[torch.zeros(3, 4, 4)], data_samples=[_views(1)['data_samples'][0][0]])
+    with pytest.raises(ValueError, match='TestTimeAug'):
+        SNIPERTTAModel(_Detector()).test_step(plain)
+    with pytest.warns(UserWarning, match='single'):
+        out = SNIPERTTAModel(_Detector(), allow_single_view=True).test_step(plain)
+    assert len(out) == 1
+
+
+def test_merge_range_is_lo_exclusive_hi_inclusive_as_official():
+    a = _inst([[0, 0, 32, 32], [0, 0, 33, 33], [100, 100, 280, 280]], [0.9, 0.8, 0.7], [0, 0, 0])
+    out = merge_scale_detections([a], ((32, 180), ), None)
+    np.testing.assert_allclose(out.scores.numpy(), [0.8, 0.7])  # 32 out, 33 and 180 in
+
+
+class _SquareFinder(torch.nn.Module):
+    """A 'detector' that finds white squares exactly (connected components): checks tiling."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls, self.tiles = 0, 0
+
+    def test_step(self, data):
+        import cv2
+        self.calls += 1
+        out = []
+        for inp, sample in zip(data['inputs'], data['data_samples']):
+            self.tiles += 1
+            img = inp[0].numpy()
+            assert tuple(img.shape) == tuple(sample.img_shape)
+            n, _, stats, _ = cv2.connectedComponentsWithStats((img > 128).astype(np.uint8))
+            b = [[x, y, x + w, y + h] for x, y, w, h, _ in stats[1:]]
+            s = sample.clone()
+            s.pred_instances = _inst(np.array(b, np.float32).reshape(-1, 4), [0.9] * len(b),
+                                     [0] * len(b))
+            out.append(s)
+        return out
+
+
+def _squares_image(w, h, boxes):
+    img = np.zeros((h, w, 3), np.uint8)
+    for x1, y1, x2, y2 in boxes:
+        img[y1:y2, x1:x2] = 255
+    return img
+
+
+@pytest.mark.parametrize('scale', [1.0, 2.0, 0.5])
+def test_tiled_inference_finds_every_object_once_across_tile_borders(scale):
+    from mmext.models.detectors.sniper_tiled import sniper_tiled_inference, tile_grid
+    w, h = 1500, 900
+    rng = np.random.RandomState(0)
+    boxes = []
+    while len(boxes) < 25:  # non-touching squares of 20-60 px, many across tile borders
+        side = int(rng.randint(20, 60))
+        x, y = int(rng.randint(0, w - side)), int(rng.randint(0, h - side))
+        b = [x, y, x + side, y + side]
+        if all(b[0] > o[2] + 4 or b[2] < o[0] - 4 or b[1] > o[3] + 4 or b[3] < o[1] - 4
+               for o in boxes):
+            boxes.append(b)
+    boxes += [[0, 0, 30, 30], [w - 40, h - 40, w, h]]  # on the image border
+    img = _squares_image(w, h, boxes)
+    det = _SquareFinder()
+    stride = int(256 - (60 * scale + 20))  # tiles overlap by the largest object + 2 * delta
+    out = sniper_tiled_inference(det, img, scales=(scale, ), test_ranges=((0, 1e5), ),
+                                 chip_size=256, stride=stride, batch_size=4)
+    n_tiles = len(tile_grid(round(w * scale), round(h * scale), 256, stride))
+    assert det.tiles == n_tiles > 1 and det.calls == -(-n_tiles // 4)
+    strong = out.bboxes[out.scores > 0.5].numpy()
+    assert len(strong) == len(boxes)  # each object once (duplicates decayed by soft-NMS)
+    tol = 1.0 / scale + 0.01
+    for b in boxes:
+        assert np.abs(strong - np.array(b, float)).max(1).min() <= tol
+
+
+def test_tiled_inference_is_a_test_loop_for_tools_test(synthetic_root):
+    from mmengine.config import Config
+    from mmengine.registry import LOOPS
+
+    import mmext.models.detectors.sniper_tiled  # noqa: F401
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/sniper/faster-rcnn_r18_fpn_sniper_tiled_'
+                                   'synthetic.py'))
+    assert cfg.test_cfg.type == 'SNIPERTiledTestLoop'
+    assert LOOPS.get('SNIPERTiledTestLoop') is not None
+    assert not any(t['type'] in ('Resize', 'TestTimeAug')
+                   for t in cfg.test_dataloader.dataset.pipeline)
+
+
 # ----------------------------------------------------------------------------- configs
 @pytest.mark.parametrize('name', ['faster-rcnn_r50_fpn_sniper_1x_coco',
-                                  'retinanet_r50_fpn_sniper_1x_coco'])
+                                  'retinanet_r50_fpn_sniper_1x_coco',
+                                  'mask-rcnn_r50_fpn_sniper_1x_coco'])
 def test_coco_configs_use_the_paper_settings(name):
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, 'configs/sniper', name + '.py'))
@@ -560,6 +739,7 @@ def test_coco_configs_use_the_paper_settings(name):
 
 @pytest.mark.parametrize('cfg_path',
                          [SYN_CFG, 'configs/sniper/retinanet_r18_fpn_sniper_synthetic.py',
+                          'configs/sniper/mask-rcnn_r18_fpn_sniper_synthetic.py',
                           'configs/sniper/centernet_spinenet-49s_sniper_synthetic.py'])
 def test_synthetic_config_builds_and_trains_one_iteration(cfg_path, synthetic_root):
     from mmdet.registry import DATASETS, MODELS
@@ -581,6 +761,12 @@ def test_synthetic_config_builds_and_trains_one_iteration(cfg_path, synthetic_ro
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     assert any(not torch.equal(a, b) for a, b in zip(params, model.parameters()))
+    if 'mask-rcnn' in cfg_path:  # masks travel with the chips
+        assert torch.isfinite(losses['loss_mask'])
+        for s in batch['data_samples']:
+            m = s.gt_instances.masks
+            assert (m.height, m.width) == tuple(s.img_shape)
+            assert len(m) == len(s.gt_instances.bboxes)
 
 
 @pytest.mark.slow
