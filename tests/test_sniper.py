@@ -775,7 +775,8 @@ def test_synthetic_sniper_trains_tests_with_chip_inference_and_mines_negatives(
     work = str(tmp_path)
     r = run_tool([python, 'tools/train.py', SYN_CFG, '--work-dir', work, '--cfg-options',
                   'train_cfg.max_epochs=1', 'train_dataloader.dataset.dataset.indices=3',
-                  'train_dataloader.num_workers=0', 'val_dataloader.dataset.indices=2',
+                  'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+                  'val_dataloader.dataset.indices=2',
                   'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
                   'default_hooks.logger.interval=1'])
     assert r.returncode == 0, r.stderr[-3000:]

@@ -432,9 +432,16 @@ def negative_chips(width: float, height: float, proposals: np.ndarray, pos_chips
     if len(props) == 0:
         return np.zeros((0, 4), dtype=np.int64)
     w, h = scaled_size(width, height, scale)
-    chips, _, _ = greedy_chips(props * scale, w, h, chip_size, stride, rng=rng)
-    owner = max_iof_assign(chips, scale, props, last, valid_range)
-    counts = np.bincount(owner[owner >= 0], minlength=len(chips))
+    # A proposal some chosen chip fully contains goes (first chip of maximum IoF) to the chip
+    # that newly covered it, so a chip's count is its greedy count; those counts only decrease,
+    # so the cover stops at the first chip with too few -- the official code generates them all
+    # and drops those. Proposals no chip can contain (none at the finer scales, by the
+    # longest-side rule) are added to the chip of maximum IoF among the kept ones.
+    chips, counts, uncoverable = greedy_chips(props * scale, w, h, chip_size, stride,
+                                              min_count=min_proposals, rng=rng)
+    if uncoverable.any() and len(chips):
+        owner = max_iof_assign(chips, scale, props[uncoverable], last, valid_range)
+        counts = counts + np.bincount(owner[owner >= 0], minlength=len(chips))
     return chips[counts > min_proposals]
 
 

@@ -147,7 +147,8 @@ def sniper_tiled_inference(model, image: Union[str, np.ndarray],
             boxes, scores, labels = [], [], []
             for start in range(0, len(tiles), batch_size):
                 batch = tiles[start:start + batch_size]
-                pix = [small[t[1]:t[3], t[0]:t[2]] if small is not None else
+                src = small if small is not None else (image if s == 1 else None)
+                pix = [src[t[1]:t[3], t[0]:t[2]] if src is not None else
                        crop._crop(image, [int(v) for v in t], s) for t in batch]
                 inputs, samples = zip(*[_tile_sample(p, meta) for p in pix])
                 preds = model.test_step(dict(inputs=list(inputs), data_samples=list(samples)))
