@@ -708,8 +708,8 @@ def test_tiled_inference_finds_every_object_once_across_tile_borders(scale):
 
 
 def test_tiled_inference_is_a_test_loop_for_tools_test(synthetic_root):
+    from mmdet.registry import LOOPS
     from mmengine.config import Config
-    from mmengine.registry import LOOPS
 
     import mmext.models.detectors.sniper_tiled  # noqa: F401
     cfg = Config.fromfile(osp.join(ROOT, 'configs/sniper/faster-rcnn_r18_fpn_sniper_tiled_'

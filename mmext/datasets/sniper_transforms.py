@@ -79,8 +79,10 @@ class SNIPERChipCrop(BaseTransform):
             out = PolygonMasks(polys, sh, sw).crop(np.asarray(box, dtype=np.float64))
             return PolygonMasks(out.masks, h, w)
         if isinstance(masks, BitmapMasks):
-            arr = [self._crop(m, box, scale, cv2.INTER_NEAREST) for m in masks.masks]
-            arr = np.stack(arr) if arr else np.zeros((0, h, w), dtype=np.uint8)
+            dtype = masks.masks.dtype  # cv2 takes uint8, not bool
+            arr = [self._crop(m.astype(np.uint8), box, scale, cv2.INTER_NEAREST).astype(dtype)
+                   for m in masks.masks]
+            arr = np.stack(arr) if arr else np.zeros((0, h, w), dtype=dtype)
             return BitmapMasks(arr, h, w)
         raise TypeError(f'SNIPERChipCrop: gt_masks of type {type(masks).__name__}; expected '
                         'BitmapMasks or PolygonMasks')
