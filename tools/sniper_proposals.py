@@ -113,6 +113,9 @@ def main(argv=None):
         print(f'scale {scale}: proposals for {n} images')
     save_proposals(args.out, scales, out)
     print(f'wrote {args.out}')
+    if args.limit is not None:
+        print(f'note: --limit {args.limit}: images after the first {args.limit} have no proposals '
+              'and get no negative chips (SNIPERDataset warns with the counts)')
 
 
 if __name__ == '__main__':

@@ -1,7 +1,8 @@
 # Faster R-CNN R18-FPN with SNIPER on the embedded synthetic shapes (CPU minutes, from scratch:
 # no weights can be downloaded). Same recipe as the COCO config, scaled to the synthetic images
 # (mostly 320-640 px, 10 % 1024-1333 px; objects 8-330 px, median sqrt(area) ~36 px):
-# * 256 px chips on a 16 px grid (half the paper's 512 / 32): a chip is as large as the
+# * 256 px chips on a grid of 28-29 px drawn per epoch (half the official 512 px chip and its
+#   randint(56, 60) step): a chip is as large as the
 #   whole-image input of the other synthetic configs, so one chip costs one of their images;
 # * scales 2.0, 1.0 and 256/max(w, h) ('fit', the analogue of the paper's 512/max(w, h));
 # * train ranges [0, 40], [24, 112], [80, inf) px: the finest scale doubles the small objects
@@ -11,7 +12,7 @@
 # * boxes clipped under 5 chip px are dropped (paper: 10 px in a 512 chip).
 _base_ = './faster-rcnn_r50_fpn_sniper_1x_coco.py'
 
-chip = dict(chip_size=256, stride=16, scales=(2.0, 1.0, 'fit'),
+chip = dict(chip_size=256, stride=(28, 30), scales=(2.0, 1.0, 'fit'),
             valid_ranges=((0, 40), (24, 112), (80, 1e5)), min_box_size=5)
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(

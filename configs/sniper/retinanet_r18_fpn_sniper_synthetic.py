@@ -2,7 +2,7 @@
 # (beyond the paper). Data, chips, schedule and multi-scale test: the Faster R-CNN synthetic
 # config; the model is RetinaNet with mmext's RetinaSepBNActHead (per-level BN; mmdet's norm-free
 # RetinaHead does not learn from scratch in CPU minutes, see configs/mixnet/ and the README),
-# 128 channels, 2 stacked convs. Anchors overlapping an ignore region (IoF >= 0.5) get no loss.
+# 128 channels, 2 stacked convs. Anchors whose IoU with an ignore region exceeds 0.3 get no loss.
 _base_ = './faster-rcnn_r18_fpn_sniper_synthetic.py'
 
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -27,8 +27,8 @@ model = dict(
                       loss_weight=1.0),
         loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
     train_cfg=dict(
-        assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
-                      ignore_iof_thr=0.5),
+        assigner=dict(type='SNIPERMaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4,
+                      min_pos_iou=0, ignore_iou_thr=0.3),
         sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False),
     test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
                   nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))

@@ -1,6 +1,8 @@
-# SNIPER data set-up for COCO (Singh et al., NeurIPS 2018, arXiv:1805.09300; REFERENCE.md SNIPER),
-# a dataset base like mmdet's coco_detection.py, shared by the SNIPER detector configs.
-# Training: chips, not images -- 512x512 chips on a 32 px grid at scales 3.0, 1.667 and
+# SNIPER data set-up for COCO (Singh et al., NeurIPS 2018, arXiv:1805.09300; official code
+# mahyarnajibi/SNIPER, configs/faster/sniper_res101_e2e.yml), a dataset base like mmdet's
+# coco_detection.py, shared by the SNIPER detector configs.
+# Training: chips, not images -- 512x512 chips on a grid whose step is drawn each epoch as the
+# official code draws it (randint(56, 60); the paper says 32), at scales 3.0, 1.667 and
 # 512/max(w, h) ('fit'), listed finest first as the official config lists them, each with its
 # valid range of sqrt(box area) in original pixels. Test: the full image at the same three
 # scales (TestTimeAug, finest first); SNIPERTestLoop (in the detector configs) keeps each scale's
@@ -12,7 +14,8 @@ custom_imports = dict(imports=['mmext'], allow_failed_imports=False)
 # dump and reload)
 sniper = dict(
     chip_size=512,
-    stride=32,
+    stride=(56, 60),  # official chip_worker: np.random.randint(56, 60), re-drawn every epoch
+    shuffle_ties=True,  # official cgenerate: candidate chips shuffled before the greedy cover
     scales=(3.0, 1.667, 'fit'),
     valid_ranges=((0, 80), (32, 150), (120, 1e5)),
     min_box_size=10,
@@ -52,8 +55,8 @@ sniper_test_pipeline = [
                                       'scale_factor'))]]),
 ]
 train_dataloader = dict(
-    # workers must be re-created each epoch to see SNIPEREpochHook's epoch (negative chips)
-    persistent_workers=False,
+    # chips change every epoch: SNIPERSampler hands the epoch to the (persistent) workers
+    sampler=dict(type='SNIPERSampler', shuffle=True),
     batch_sampler=None,  # chips are K x K: no aspect-ratio grouping
     dataset=dict(_delete_=True, type='SNIPERDataset',
                  dataset=dict(type='CocoDataset', data_root='data/coco/',
@@ -64,4 +67,5 @@ train_dataloader = dict(
                  **sniper))
 # validation during training: single scale (fast); tools/test.py: SNIPER's three scales
 test_dataloader = dict(dataset=dict(pipeline=sniper_test_pipeline))
+# checks the sampler / persistent-worker combination and passes the epoch to other samplers
 custom_hooks = [dict(type='SNIPEREpochHook')]

@@ -9,6 +9,10 @@ downscaling resizes the whole image (small, and ``INTER_AREA`` avoids aliasing) 
 Meta afterwards, as mmdet's ``Resize`` + ``RandomCrop`` would leave it: ``img_shape`` = the
 chip's valid size (<= K; the batch padding pads smaller chips), ``scale_factor`` = (s, s),
 ``ori_shape`` unchanged; boxes (including ignore regions) are scaled, shifted and clipped.
+Instance masks go with the chip (the official ``crop_polys`` in
+``lib/data_utils/mask_utils.py`` shifts and scales polygons): polygons are scaled and clipped to
+the chip exactly (mmdet's ``PolygonMasks.crop``); bitmaps are warped like the image, with
+nearest-neighbour sampling.
 """
 from typing import Optional
 
@@ -24,8 +28,9 @@ class SNIPERChipCrop(BaseTransform):
     """Crop and rescale the image, boxes and ignore regions to ``results['sniper_chip']``.
 
     Required keys: ``img``, ``sniper_chip`` (``dict(box=[x1, y1, x2, y2], scale=s)``, the box in
-    scaled pixels). Optional: ``gt_bboxes``, ``homography_matrix``.
-    Modified keys: ``img``, ``img_shape``, ``gt_bboxes``, ``homography_matrix``.
+    scaled pixels). Optional: ``gt_bboxes``, ``gt_masks`` (``BitmapMasks`` or
+    ``PolygonMasks``), ``homography_matrix``.
+    Modified keys: ``img``, ``img_shape``, ``gt_bboxes``, ``gt_masks``, ``homography_matrix``.
     Added keys: ``scale_factor``, ``keep_ratio``.
 
     Args:
@@ -38,13 +43,15 @@ class SNIPERChipCrop(BaseTransform):
         self.interpolation = interpolation
         self.pad_val = pad_val
 
-    def _crop(self, img: np.ndarray, box, scale: float) -> np.ndarray:
+    def _crop(self, img: np.ndarray, box, scale: float,
+              interpolation: Optional[int] = None) -> np.ndarray:
         x1, y1, x2, y2 = box
         w, h = x2 - x1, y2 - y1
         if scale < 1:
             sw = max(int(round(img.shape[1] * scale)), 1)
             sh = max(int(round(img.shape[0] * scale)), 1)
-            small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA
+                               if interpolation is None else interpolation)
             out = small[y1:y2, x1:x2]
             if out.shape[:2] != (h, w):  # only if the file is smaller than annotated
                 pad = [(0, h - out.shape[0]), (0, w - out.shape[1])] + [(0, 0)] * (img.ndim - 2)
@@ -54,11 +61,31 @@ class SNIPERChipCrop(BaseTransform):
         shift = 0.5 * scale - 0.5
         mat = np.array([[scale, 0, shift - x1], [0, scale, shift - y1]], dtype=np.float64)
         border = self.pad_val if img.ndim == 2 else (self.pad_val, ) * img.shape[2]
-        out = cv2.warpAffine(img, mat, (w, h), flags=self.interpolation,
+        out = cv2.warpAffine(img, mat, (w, h), flags=self.interpolation
+                             if interpolation is None else interpolation,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=border)
         if img.ndim == 3 and out.ndim == 2:
             out = out[..., None]
         return out
+
+    def _crop_masks(self, masks, box, scale: float, size):
+        from mmdet.structures.mask import BitmapMasks, PolygonMasks
+        h, w = size
+        if isinstance(masks, PolygonMasks):
+            sw = max(int(round(masks.width * scale)), 1)
+            sh = max(int(round(masks.height * scale)), 1)
+            polys = [[np.asarray(p, dtype=np.float64) * scale for p in obj]
+                     for obj in masks.masks]
+            out = PolygonMasks(polys, sh, sw).crop(np.asarray(box, dtype=np.float64))
+            return PolygonMasks(out.masks, h, w)
+        if isinstance(masks, BitmapMasks):
+            dtype = masks.masks.dtype  # cv2 takes uint8, not bool
+            arr = [self._crop(m.astype(np.uint8), box, scale, cv2.INTER_NEAREST).astype(dtype)
+                   for m in masks.masks]
+            arr = np.stack(arr) if arr else np.zeros((0, h, w), dtype=dtype)
+            return BitmapMasks(arr, h, w)
+        raise TypeError(f'SNIPERChipCrop: gt_masks of type {type(masks).__name__}; expected '
+                        'BitmapMasks or PolygonMasks')
 
     def transform(self, results: dict) -> Optional[dict]:
         if 'sniper_chip' not in results:
@@ -80,6 +107,8 @@ class SNIPERChipCrop(BaseTransform):
             boxes.rescale_((scale, scale))
             boxes.translate_((-box[0], -box[1]))
             boxes.clip_((h, w))
+        if results.get('gt_masks') is not None:
+            results['gt_masks'] = self._crop_masks(results['gt_masks'], box, scale, (h, w))
         if results.get('homography_matrix') is not None:
             mat = np.array([[scale, 0, -box[0]], [0, scale, -box[1]], [0, 0, 1]],
                            dtype=np.float32)
