@@ -35,10 +35,14 @@ L      40, 56, 160, 264
 With ``num_classes > 0`` the network ends with the ImageNet head (1x1 conv to 1536 + BN + ReLU,
 global average pool, dropout, linear) and returns logits: that is the model the paper counts.
 
-Loading timm weights: :func:`convert_timm_mixnet` maps a timm ``mixnet_s/m/l`` state dict onto
-this module's keys (timm's non-``tf_`` models pad symmetrically as PyTorch does, as here).
+Loading timm weights: :func:`convert_timm_mixnet` maps a timm ``mixnet_s/m/l`` or
+``tf_mixnet_s/m/l`` state dict onto this module's keys; :func:`timm_mixnet_backbone_args` gives
+the backbone arguments each needs. timm's ``mixnet_*`` pad symmetrically as PyTorch does and
+were trained with BN eps 1e-5; its ``tf_mixnet_*`` (ported from the official TF checkpoints)
+pad as TF 'SAME' -- asymmetric on the stride-2 convs, ``tf_padding=True`` here -- with eps 1e-3.
 """
 import re
+import warnings
 from collections import OrderedDict
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -50,6 +54,7 @@ from mmcv.cnn.bricks import DropPath
 from ...registry import MODELS
 from .base import FreezableBackbone, check_frozen_stages, check_out_indices
 from ..layers.mixconv import GroupedPointwiseConv2d, MixConv2d
+from ..layers.same_padding import convert_to_same_padding
 
 
 class BlockDef(NamedTuple):
@@ -196,6 +201,9 @@ class MixNet(FreezableBackbone):
         channels_last (bool): run the network in channels-last memory format (the outputs are
             channels-last too; values are unchanged). On CPU this trains MixNet-M about 1.3x
             faster (oneDNN's depthwise kernels are NHWC-native). Default False.
+        tf_padding (bool): strided convs pad as TF 'SAME' (asymmetric: the official TF
+            weights and timm's ``tf_mixnet_*``). Default False (PyTorch's symmetric padding,
+            timm's ``mixnet_*``).
         init_cfg: mmengine init config; default Kaiming (fan_out) convs, BN weight 1.
 
     Attributes:
@@ -216,6 +224,7 @@ class MixNet(FreezableBackbone):
                  norm_eval: bool = False,
                  frozen_stages: int = -1,
                  channels_last: bool = False,
+                 tf_padding: bool = False,
                  init_cfg=None):
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer='Conv2d', mode='fan_out'),
@@ -275,6 +284,9 @@ class MixNet(FreezableBackbone):
                                    act_cfg=ACTS['relu'])
             self.dropout = nn.Dropout(setting['dropout'] if dropout is None else dropout)
             self.fc = nn.Linear(HEAD_CHANNELS, num_classes)
+        self.tf_padding = tf_padding
+        if tf_padding:
+            convert_to_same_padding(self)
         self._freeze_stages()
 
     def forward(self, x):
@@ -312,8 +324,48 @@ _TIMM_TOP = {'conv_stem': 'stem.conv', 'bn1': 'stem.bn', 'conv_head': 'head.conv
              'bn2': 'head.bn', 'classifier': 'fc'}
 
 
-def convert_timm_mixnet(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Map a timm ``mixnet_s/m/l`` state dict onto :class:`MixNet` keys.
+def timm_mixnet_backbone_args(model_name: str) -> dict:
+    """:class:`MixNet` arguments that reproduce timm model ``model_name``'s outputs.
+
+    ``mixnet_s/m/l``: PyTorch padding, BN eps 1e-5 (timm's training); ``tf_mixnet_s/m/l``: TF
+    'SAME' padding, BN eps 1e-3 (the official TF models). Raises ValueError for other names.
+    """
+    m = re.fullmatch(r'(tf_)?mixnet_([sml])', str(model_name))
+    if not m:
+        raise ValueError(f'timm_mixnet_backbone_args: {model_name!r} is not one of mixnet_s, '
+                         f'mixnet_m, mixnet_l, tf_mixnet_s, tf_mixnet_m, tf_mixnet_l '
+                         f'(mixnet_xl and others have no mmext architecture)')
+    tf = bool(m.group(1))
+    return dict(arch=m.group(2).upper(), tf_padding=tf,
+                norm_cfg=dict(type='BN', momentum=0.01, eps=1e-3 if tf else 1e-5,
+                              requires_grad=True))
+
+
+def check_timm_mixnet_backbone(model_name: str, backbone: 'MixNet'):
+    """Raise ValueError if ``backbone``'s padding or BN eps do not match timm ``model_name``."""
+    want = timm_mixnet_backbone_args(model_name)
+    bn = next(m for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    problems = []
+    if backbone.arch != want['arch']:
+        problems.append(f"arch={backbone.arch!r} (needs {want['arch']!r})")
+    if backbone.tf_padding != want['tf_padding']:
+        problems.append(f"tf_padding={backbone.tf_padding} (needs {want['tf_padding']})")
+    if abs(bn.eps - want['norm_cfg']['eps']) > 1e-12:
+        problems.append(f"BN eps={bn.eps:g} (needs {want['norm_cfg']['eps']:g})")
+    if problems:
+        raise ValueError(f'MixNet built with {", ".join(problems)}: timm {model_name} weights '
+                         f'would give other outputs; use timm_mixnet_backbone_args('
+                         f'{model_name!r}) = {want}')
+
+
+def convert_timm_mixnet(state_dict: Dict[str, torch.Tensor],
+                        model_name: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """Map a timm ``mixnet_s/m/l`` / ``tf_mixnet_s/m/l`` state dict onto :class:`MixNet` keys.
+
+    The keys of ``mixnet_*`` and ``tf_mixnet_*`` are the same but their models are not (padding,
+    BN eps): build the receiving MixNet with ``timm_mixnet_backbone_args(model_name)``. Without
+    ``model_name`` this warns, since a ``tf_`` state dict in a PyTorch-padded model gives logits
+    about 20 % off.
 
     * ``conv_stem``/``bn1`` -> ``stem.conv``/``stem.bn``; ``conv_head``/``bn2`` ->
       ``head.conv``/``head.bn``; ``classifier`` -> ``fc``;
@@ -322,6 +374,13 @@ def convert_timm_mixnet(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.
     * conv weights: timm's ``MixedConv2d`` ``<conv>.<i>.weight`` and its plain single-kernel
       ``<conv>.weight`` both become ``<conv>.convs.<i>.weight`` (``i = 0`` for the plain one).
     """
+    if model_name is None:
+        warnings.warn('convert_timm_mixnet: no model_name given, so the padding and BN eps '
+                      'cannot be checked: timm mixnet_* needs MixNet(tf_padding=False, BN eps '
+                      '1e-5), tf_mixnet_* needs tf_padding=True and eps 1e-3 '
+                      '(timm_mixnet_backbone_args)')
+    else:
+        timm_mixnet_backbone_args(model_name)  # validates the name
     ir_blocks = {m.group(1) for k in state_dict
                  for m in [re.match(r'(blocks\.\d+\.\d+)\.conv_pwl\.', k)] if m}
     out = OrderedDict()

@@ -14,6 +14,19 @@ TensorFlow implementation (tensorflow/tpu ``modeling/architecture/spinenet.py``)
   act -> the block group;
 * endpoints: 1x1 conv to ``endpoints_num_filters`` + BN + act on the level 3-7 output blocks.
 
+TensorFlow-trained weights need TensorFlow's layer conventions (``tf_compat``):
+
+* ``'model_garden'`` (TF Model Garden, ``official/vision/modeling/backbones/spinenet.py``, the
+  TF2 release whose checkpoints ``tools/model_converters/spinenet_tf2mmext.py`` reads): every
+  stride-2 conv and 3x3/2 max-pool pads as TF 'same' (asymmetric on even sizes), a ratio-``2**k``
+  downsample is the 3x3/2 conv then ``k - 1`` 3x3/2 'same' max-pools, BN eps 1e-3 and momentum
+  0.99 (PyTorch momentum 0.01);
+* ``'tpu'`` (tensorflow/tpu ``modeling/architecture/spinenet.py``, TF1): convs pad as PyTorch
+  (``conv2d_fixed_padding``), the max-pools -- stem 3x3/2 and the single resample pool -- pad as
+  TF 'SAME'; BN eps 1e-4, momentum 0.997 (PyTorch 0.003);
+* ``None`` (default): PyTorch symmetric padding throughout, one pool per downsample as
+  tensorflow/tpu, BN as ``norm_cfg`` says -- for training from scratch.
+
 Outputs: a tuple of features for ``out_levels`` (default levels 3-7: strides 8, 16, 32, 64,
 128), each with ``endpoints_num_filters`` channels -- 128 for 49S, 256 for 49/96/143, 512 for
 190 -- so RetinaNet/Mask R-CNN heads attach with no FPN (``SpineNet.out_channels``).
@@ -27,6 +40,7 @@ from mmcv.cnn import ConvModule, build_activation_layer
 from ...registry import MODELS
 from .base import FreezableBackbone
 from ..layers.res_blocks import RES_BLOCKS, res_block_group
+from ..layers.same_padding import MaxPool2dSame, conv_module_same
 
 
 class BlockSpec(NamedTuple):
@@ -67,6 +81,15 @@ SCALING_MAP = {
     '190': dict(endpoints_num_filters=512, filter_scale=1.3, resample_alpha=1.0, block_repeats=4),
 }
 
+# Per TensorFlow release: (stride-2 convs pad as TF 'same', pool padding, ratio>2 downsample,
+# BN eps, PyTorch BN momentum = 1 - Keras momentum)
+TF_CONVENTIONS = {
+    None: dict(same_conv=False, same_pool=False, pool_chain=False),
+    'model_garden': dict(same_conv=True, same_pool=True, pool_chain=True, eps=1e-3,
+                         momentum=0.01),
+    'tpu': dict(same_conv=False, same_pool=True, pool_chain=False, eps=1e-4, momentum=0.003),
+}
+
 STEM_LEVEL = 2
 NUM_STEM_BLOCKS = 2
 MAX_LEVEL = 7
@@ -76,7 +99,7 @@ class Resample(nn.Module):
     """Brings a parent block's output to a target block's level and input width."""
 
     def __init__(self, in_channels, in_level, in_expansion, out_channels, out_level, alpha,
-                 norm_cfg, act_cfg):
+                 norm_cfg, act_cfg, convention=TF_CONVENTIONS[None]):
         super().__init__()
         # the official code scales the parent's *base* filters (bottleneck output / 4)
         mid = int(in_channels / in_expansion * alpha)
@@ -86,11 +109,17 @@ class Resample(nn.Module):
         self.up_scale = 1
         ratio = 2**(out_level - in_level) if out_level > in_level else 1
         if ratio > 1:
-            layers = [ConvModule(mid, mid, 3, stride=2, padding=1, bias=False,
-                                 norm_cfg=norm_cfg, act_cfg=act_cfg)]
-            if ratio > 2:
+            conv = conv_module_same if convention['same_conv'] else ConvModule
+            layers = [conv(mid, mid, 3, stride=2, padding=1, bias=False,
+                           norm_cfg=norm_cfg, act_cfg=act_cfg)]
+            if ratio > 2 and convention['pool_chain']:
+                # Model Garden: halve with 3x3/2 'same' pools until the level is reached
+                layers += [MaxPool2dSame(3, 2) for _ in range(ratio.bit_length() - 2)]
+            elif ratio > 2:
+                # tensorflow/tpu: one pool, 3x3 up to ratio 4, else 5x5, stride ratio / 2
                 k = 3 if ratio <= 4 else 5
-                layers.append(nn.MaxPool2d(k, stride=ratio // 2, padding=k // 2))
+                layers.append(MaxPool2dSame(k, ratio // 2) if convention['same_pool'] else
+                              nn.MaxPool2d(k, stride=ratio // 2, padding=k // 2))
             self.down = nn.Sequential(*layers)
         elif in_level > out_level:
             self.up_scale = 2**(in_level - out_level)
@@ -123,6 +152,11 @@ class SpineNet(FreezableBackbone):
         drop_path_rate (float): stochastic depth of the scale-permuted blocks; block ``i`` of
             ``n`` drops with ``rate * (i + 1) / n`` as the official code (paper: 0.2).
         block_specs (list, optional): a custom permutation; default SpineNet-49's.
+        tf_compat (str, optional): the TensorFlow release whose layer conventions (padding,
+            downsampling pools, BN eps/momentum) to reproduce, for its trained weights:
+            ``'model_garden'`` or ``'tpu'`` (see the module docstring); ``None`` (default) is
+            PyTorch's. BN ``eps``/``momentum`` come from the release unless ``norm_cfg`` sets
+            them.
         init_cfg: mmengine init config; default Kaiming conv / constant BN.
     """
     arch_settings = SCALING_MAP
@@ -137,6 +171,7 @@ class SpineNet(FreezableBackbone):
                  frozen_stages: int = -1,
                  drop_path_rate: float = 0.0,
                  block_specs=None,
+                 tf_compat=None,
                  init_cfg=None):
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer='Conv2d'),
@@ -154,6 +189,15 @@ class SpineNet(FreezableBackbone):
             raise ValueError(f'SpineNet: frozen_stages={frozen_stages} must be -1, 0 or 1')
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f'SpineNet: drop_path_rate={drop_path_rate} must be in [0, 1)')
+        if tf_compat not in TF_CONVENTIONS:
+            raise ValueError(f'SpineNet: tf_compat={tf_compat!r} is not one of '
+                             f'{list(TF_CONVENTIONS)}')
+        self.tf_compat = tf_compat
+        convention = TF_CONVENTIONS[tf_compat]
+        norm_cfg = dict(norm_cfg)
+        for key in ('eps', 'momentum'):
+            if key in convention:
+                norm_cfg.setdefault(key, convention[key])
         self.arch = arch
         setting = self.arch_settings[arch]
         self.out_levels = out_levels
@@ -167,8 +211,10 @@ class SpineNet(FreezableBackbone):
         conv_kw = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
 
         # stem
+        stem_conv = conv_module_same if convention['same_conv'] else ConvModule
         self.stem = nn.Sequential(
-            ConvModule(in_channels, 64, 7, stride=2, padding=3, bias=False, **conv_kw),
+            stem_conv(in_channels, 64, 7, stride=2, padding=3, bias=False, **conv_kw),
+            MaxPool2dSame(3, 2) if convention['same_pool'] else
             nn.MaxPool2d(3, stride=2, padding=1))
         stem_filters = int(FILTER_SIZE_MAP[STEM_LEVEL] * scale)
         self.stem_blocks = nn.ModuleList()
@@ -200,7 +246,8 @@ class SpineNet(FreezableBackbone):
                 continue
             self.resamples.append(nn.ModuleList([
                 Resample(channels[j], levels[j], RES_BLOCKS[kinds[j]].expansion, p['in'],
-                         spec.level, alpha, norm_cfg, act_cfg) for j in spec.inputs]))
+                         spec.level, alpha, norm_cfg, act_cfg, convention)
+                for j in spec.inputs]))
             self.blocks.append(res_block_group(spec.block, p['in'], p['filters'], repeats,
                                                drop_path_rate=drop_path_rate * (i + 1) / n,
                                                **conv_kw))
