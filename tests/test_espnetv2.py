@@ -13,7 +13,7 @@ from mmext.models.layers import EESP, StridedEESP, eesp_dilations
 
 from conftest import train_config
 
-# REFERENCE.md (the paper's ImageNet table): s -> (params M, FLOPs M at 224) of the ImageNet model
+# The paper's ImageNet table (Mehta et al., CVPR 2019): s -> (params M, FLOPs M at 224)
 PAPER = {
     0.5: (1.24, 28.4),
     1.0: (1.67, 85.7),
@@ -65,7 +65,7 @@ def test_dilations_follow_receptive_field_limits():
     assert eesp_dilations(4, 7) == [1, 1, 2, 3]
     assert eesp_dilations(4, 5) == [1, 1, 1, 2]
     model = ESPNetv2(1.0)
-    # (strided unit, EESP units) per level 2..5 -- REFERENCE.md's dilation rules
+    # (strided unit, EESP units) per level 2..5 -- the official EESPNet's dilation rules
     expected = {2: ([1, 2, 3, 4], None), 3: ([1, 2, 3, 4], [1, 2, 3, 4]),
                 4: ([1, 2, 3, 4], [1, 1, 2, 3]), 5: ([1, 1, 2, 3], [1, 1, 1, 2])}
     for level, units in zip(range(2, 6), model.levels):

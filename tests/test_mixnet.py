@@ -1,7 +1,7 @@
 """MixConv and MixNet-S/M/L against the paper (Tan & Le, "MixConv: Mixed Depthwise
 Convolutional Kernels", BMVC 2019, arXiv:1907.09595) and the reference implementations.
 
-* Paper figures (ImageNet table; ../shared/REFERENCE.md): params 4.1 / 5.0 / 7.3 M, FLOPs at
+* Paper figures (the MixConv paper's ImageNet table): params 4.1 / 5.0 / 7.3 M, FLOPs at
   224 of 256 / 360 / 565 M, counted with mmengine (one multiply-add = one FLOP, as the paper).
 * Reference: timm's ``mixnet_s/m/l`` built with random weights (no download), its state dict
   mapped by ``convert_timm_mixnet``; outputs equal to 1e-5 in eval mode. timm's BN eps is set
@@ -25,7 +25,7 @@ timm = pytest.importorskip('timm')
 
 # arch: (paper params M, paper FLOPs M at 224)
 PAPER = {'S': (4.1, 256), 'M': (5.0, 360), 'L': (7.3, 565)}
-# feature channels at strides 4, 8, 16, 32 (../shared/REFERENCE.md)
+# feature channels at strides 4, 8, 16, 32 (timm's mixnet_s/m/l feature_info)
 CHANNELS = {'S': [24, 40, 120, 200], 'M': [32, 40, 120, 200], 'L': [40, 56, 160, 264]}
 
 

@@ -1,4 +1,4 @@
-"""SpineNet backbones against the paper (Du et al., CVPR 2020, Table 3; ../shared/REFERENCE.md).
+"""SpineNet backbones against the paper (Du et al., CVPR 2020, Table 3).
 
 Counting convention: the paper's TensorFlow RetinaNet predicts COCO's 90 category ids, so the
 detector figures are compared with ``num_classes=90`` (our COCO configs use mmdet's 80, which is
