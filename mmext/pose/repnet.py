@@ -296,7 +296,7 @@ class Pose3dPool(nn.Module):
         if not osp.exists(self.path):
             raise FileNotFoundError(f'3D pose pool file not found: {self.path!r} (set the '
                                     "model's pose3d_pool.data_root / ann_file)")
-        data = np.load(self.path)
+        data = np.load(self.path, allow_pickle=False)  # a data file never runs code
         if self.key not in data:
             raise KeyError(f'{self.path!r} has no array {self.key!r}; it has '
                            f'{list(data.keys())}')
