@@ -7,9 +7,11 @@ import pytest
 
 from conftest import ROOT
 
-# files that exist only beside a developer's checkout, never in the repository
-OUTSIDE = re.compile(r'REFERENCE\.md|REFERENCE:|FACTS\.md|STYLE\.md|\.\./shared|shared/REFERENCE|'
-                     r'as we recall|from memory')
+# files that exist only beside a developer's checkout, never in the repository (spelled in pieces
+# so that this file does not match its own pattern)
+_NOTES = ('REFERENCE', 'FACTS', 'STYLE')
+OUTSIDE = re.compile('|'.join([rf'{n}\.md' for n in _NOTES] + [_NOTES[0] + ':', r'\.\./shared',
+                               'shared/' + _NOTES[0], 'as we ' + 'recall', 'from ' + 'memory']))
 TEXT = ('.py', '.md', '.yml', '.yaml', '.sh', '.txt', '.cfg', '.ini')
 
 
@@ -23,8 +25,6 @@ def _tracked():
 def test_no_file_cites_material_outside_the_repository():
     bad = []
     for rel in _tracked():
-        if rel == 'tests/test_docs.py':
-            continue
         for i, line in enumerate(open(osp.join(ROOT, rel), errors='replace'), 1):
             if OUTSIDE.search(line):
                 bad.append(f'{rel}:{i}: {line.strip()[:120]}')
