@@ -1,25 +1,27 @@
-"""Does a small detector learn more from a large teacher's soft targets? One run, synthetic set.
+"""Does a small detector learn more from a large teacher's soft targets, at equal compute?
 
-    python benchmarks/distillation.py [--epochs 20] [--teacher-epochs 20] [--scale 256]
-                                      [--temperature 2] [--weight 5] [--teacher-ckpt PTH]
+    python benchmarks/distillation.py [--pair centernet|retina] [--seeds 0 1 2] [--epochs 16]
+                                      [--teacher-epochs 20] [--scale 192] [--temperature 2]
+                                      [--weight 5] [--teacher-ckpt PTH]
+    # the three-seed protocol, both pairs, sized for a GPU:
+    python benchmarks/distillation.py --pair centernet --seeds 0 1 2 --scale 256 --epochs 30
+    python benchmarks/distillation.py --pair retina --seeds 0 1 2 --scale 256 --epochs 60 --teacher-epochs 60
 
 Hinton, Vinyals & Dean (arXiv:1503.02531): a student trained on the hard labels plus the
 teacher's outputs softened at temperature T (soft term x T^2) generalises better than the same
-student trained on the hard labels alone. Here, in one run on the embedded synthetic shapes:
+student trained on the hard labels alone. Here, on the embedded synthetic shapes:
 
-1. the teacher, CenterNet-SpineNet-49S (``configs/spinenet/centernet_spinenet-49s_synthetic.py``,
-   the demo detector), is trained for ``--teacher-epochs`` (or loaded from ``--teacher-ckpt``);
-2. the student, CenterNet-MixNet-S (``configs/distillation/centernet_mixnet-s_synthetic.py``), is
-   trained for ``--epochs`` on the hard labels only;
-3. the same student, same seed, data and iterations, is trained with distillation
-   (``configs/distillation/centernet_spinenet-49s_to_mixnet-s_synthetic.py``: + w T^2 binary KL
-   on the class heatmaps) and evaluated with the plain student config, as tools/test.py would.
-
-Reported: COCO bbox mAP / AP50 of the three, the training wall time of both students and the
-teacher's forward cost per iteration (a timed train step of each student and a timed teacher
-forward on the same batch). The CenterNet pair is used because it learns in CPU minutes; the
-RetinaNet pair (``configs/distillation/retinanet_spinenet-49s_to_mixnet-s_synthetic.py``) reaches
-mAP 0.000 on a CPU from scratch (README, known limitations).
+1. the teacher (``--pair centernet``: CenterNet-SpineNet-49S, the demo detector; ``retina``:
+   RetinaNet-SpineNet-49S) is trained once for ``--teacher-epochs`` (or loaded from
+   ``--teacher-ckpt``); its training time is reported, since distillation needs it;
+2. per seed, three students (CenterNet- / RetinaNet-MixNet-S), each evaluated with the plain
+   student config as tools/test.py would:
+   * **hard labels**, ``--epochs``;
+   * **+ KD**, the same seed, data and iterations (the KD configs in configs/distillation/);
+   * **hard labels at equal wall time**: as many epochs as the distilled run's training time
+     buys at the plain student's measured speed (rounded), i.e. what the teacher's forward costs;
+3. the differences KD - hard labels at equal iterations and at equal time, paired by seed, with
+   their 95 % t-intervals (``benchmarks/measure.py``).
 """
 import argparse
 import os
@@ -34,21 +36,31 @@ import mmext  # noqa: F401
 from mmext.registry import MODELS
 from mmext.utils.launch import adapt_cfg_to_device
 
-TEACHER = 'configs/spinenet/centernet_spinenet-49s_synthetic.py'
-STUDENT = 'configs/distillation/centernet_mixnet-s_synthetic.py'
-DISTILL = 'configs/distillation/centernet_spinenet-49s_to_mixnet-s_synthetic.py'
+from measure import mean_ci, paired_ci
+
+# pair -> (teacher, student, student + KD) configs
+PAIRS = {
+    'centernet': ('configs/spinenet/centernet_spinenet-49s_synthetic.py',
+                  'configs/distillation/centernet_mixnet-s_synthetic.py',
+                  'configs/distillation/centernet_spinenet-49s_to_mixnet-s_synthetic.py'),
+    'retina': ('configs/spinenet/retinanet_spinenet-49s_synthetic.py',
+               'configs/distillation/retinanet_mixnet-s_synthetic_spinenet-anchors.py',
+               'configs/distillation/retinanet_spinenet-49s_to_mixnet-s_synthetic.py'),
+}
 
 
-def make_cfg(path, epochs, args, work_dir):
+def make_cfg(path, epochs, args, work_dir, seed=0):
     cfg = adapt_cfg_to_device(Config.fromfile(path))
     cfg.work_dir = work_dir
     cfg.train_cfg = dict(by_epoch=True, max_epochs=epochs, val_interval=epochs + 1)
-    cfg.param_scheduler[1].update(T_max=epochs, end=epochs)
+    for sched in cfg.param_scheduler:  # the epoch-based part of the schedule follows `epochs`
+        if sched.get('by_epoch', True) and 'T_max' in sched:
+            sched.update(T_max=epochs, end=epochs)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=epochs,
                                         max_keep_ckpts=1)
     cfg.default_hooks.logger.interval = 16
     cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=False)
-    cfg.randomness = dict(seed=0)
+    cfg.randomness = dict(seed=seed)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].num_workers = args.workers
         cfg[loader].persistent_workers = args.workers > 0
@@ -110,11 +122,13 @@ def params(model):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--epochs', type=int, default=20, help='student epochs (both runs)')
+    parser.add_argument('--pair', choices=sorted(PAIRS), default='centernet')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--epochs', type=int, default=16, help='student epochs (equal iterations)')
     parser.add_argument('--teacher-epochs', type=int, default=20)
     parser.add_argument('--teacher-ckpt', default=None,
                         help='skip training the teacher and load this checkpoint')
-    parser.add_argument('--scale', type=int, default=256)
+    parser.add_argument('--scale', type=int, default=192)
     parser.add_argument('--temperature', type=float, default=2.0)
     parser.add_argument('--weight', type=float, default=None,
                         help='w of the soft term (default: the config\'s)')
@@ -124,64 +138,76 @@ def main():
     parser.add_argument('--time-repeats', type=int, default=5)
     parser.add_argument('--work-dir', default='work_dirs/distillation/benchmark')
     args = parser.parse_args()
-    rows = {}
+    teacher_cfg, student_cfg, kd_cfg = PAIRS[args.pair]
+    root = osp.join(args.work_dir, args.pair)
 
-    # 1. teacher
-    teacher_dir = osp.join(args.work_dir, 'teacher')
+    # 1. the teacher, once
+    teacher_dir = osp.join(root, 'teacher')
     if args.teacher_ckpt:
         teacher_ckpt, teacher_secs = args.teacher_ckpt, float('nan')
     else:
-        _, teacher_secs, teacher_ckpt = train(make_cfg(TEACHER, args.teacher_epochs, args,
+        _, teacher_secs, teacher_ckpt = train(make_cfg(teacher_cfg, args.teacher_epochs, args,
                                                        teacher_dir))
-    teacher_model = MODELS.build(adapt_cfg_to_device(Config.fromfile(TEACHER)).model)
+    teacher_model = MODELS.build(adapt_cfg_to_device(Config.fromfile(teacher_cfg)).model)
     load_checkpoint(teacher_model, teacher_ckpt, map_location='cpu', strict=True)
-    teacher_model.eval()
-    rows['teacher CenterNet-SpineNet-49S'] = dict(
-        params=params(teacher_model), epochs=args.teacher_epochs if not args.teacher_ckpt
-        else 'ckpt', secs=teacher_secs,
-        ap=evaluate(TEACHER, teacher_ckpt, args, osp.join(teacher_dir, 'test')))
+    teacher = dict(params=params(teacher_model), secs=teacher_secs,
+                   ap=evaluate(teacher_cfg, teacher_ckpt, args, osp.join(teacher_dir, 'test')))
 
-    # 2. student, hard labels only
-    student_dir = osp.join(args.work_dir, 'student')
-    runner, secs, ckpt = train(make_cfg(STUDENT, args.epochs, args, student_dir))
-    step, _ = time_steps(runner, None, args.time_repeats)
-    rows['student CenterNet-MixNet-S'] = dict(
-        params=params(runner.model), epochs=args.epochs, secs=secs, step=step,
-        ap=evaluate(STUDENT, ckpt, args, osp.join(student_dir, 'test')))
+    # 2. per seed: hard labels, + KD (equal iterations), hard labels at equal wall time
+    runs = {}
+    for seed in args.seeds:
+        runs[seed] = r = {}
+        d = osp.join(root, f'seed{seed}')
+        runner, secs, ckpt = train(make_cfg(student_cfg, args.epochs, args,
+                                            osp.join(d, 'student'), seed))
+        step, _ = time_steps(runner, None, args.time_repeats)
+        r['student'] = dict(epochs=args.epochs, secs=secs, step=step, params=params(runner.model),
+                            ap=evaluate(student_cfg, ckpt, args, osp.join(d, 'student', 'test')))
+        cfg = make_cfg(kd_cfg, args.epochs, args, osp.join(d, 'kd'), seed)
+        cfg.model.teacher_ckpt = osp.abspath(teacher_ckpt)
+        cfg.model.distill_loss.temperature = args.temperature
+        if args.weight is not None:
+            cfg.model.distill_loss.loss_weight = args.weight
+        weight = cfg.model.distill_loss.loss_weight
+        runner, secs, ckpt = train(cfg)
+        step, teacher_fwd = time_steps(runner, runner.model.teacher, args.time_repeats)
+        r['kd'] = dict(epochs=args.epochs, secs=secs, step=step, teacher_fwd=teacher_fwd,
+                       ap=evaluate(student_cfg, ckpt, args, osp.join(d, 'kd', 'test')))
+        eq_epochs = max(1, round(args.epochs * r['kd']['secs'] / r['student']['secs']))
+        runner, secs, ckpt = train(make_cfg(student_cfg, eq_epochs, args,
+                                            osp.join(d, 'student_eqtime'), seed))
+        r['eqtime'] = dict(epochs=eq_epochs, secs=secs,
+                           ap=evaluate(student_cfg, ckpt, args,
+                                       osp.join(d, 'student_eqtime', 'test')))
+    report(args, teacher, runs, weight)
 
-    # 3. the same student with distillation, evaluated with the plain student config
-    kd_dir = osp.join(args.work_dir, 'distilled')
-    cfg = make_cfg(DISTILL, args.epochs, args, kd_dir)
-    cfg.model.teacher_ckpt = osp.abspath(teacher_ckpt)
-    cfg.model.distill_loss.temperature = args.temperature
-    if args.weight is not None:
-        cfg.model.distill_loss.loss_weight = args.weight
-    weight = cfg.model.distill_loss.loss_weight
-    runner, secs, ckpt = train(cfg)
-    step, teacher_fwd = time_steps(runner, runner.model.teacher, args.time_repeats)
-    rows[f'student + KD (T={args.temperature:g}, w={weight:g})'] = dict(
-        params=params(runner.model), epochs=args.epochs, secs=secs, step=step,
-        teacher_fwd=teacher_fwd, ap=evaluate(STUDENT, ckpt, args, osp.join(kd_dir, 'test')))
 
-    base = rows['student CenterNet-MixNet-S']
-    print(f'\nKnowledge distillation, CenterNet on the synthetic set, {args.scale} px, from '
-          f'scratch, CPU ({os.environ.get("OMP_NUM_THREADS", "?")} thread(s)); students: same '
-          f'seed, data and {args.epochs} epochs')
-    print('| model | params (M) | epochs | train time (s) | time vs student | s / train step '
-          '| bbox mAP | AP50 | mAP vs student |')
-    print('|---|---|---|---|---|---|---|---|---|')
-    for name, r in rows.items():
-        ratio = f'{r["secs"] / base["secs"]:.2f}x' if r.get('step') else '-'
-        step = f'{r["step"]:.3f}' if r.get('step') else '-'
-        gain = (f'{r["ap"][0] - base["ap"][0]:+.3f}' if name != 'teacher CenterNet-SpineNet-49S'
-                else '-')
-        print(f'| {name} | {r["params"]:.2f} | {r["epochs"]} | {r["secs"]:.0f} | {ratio} '
-              f'| {step} | {r["ap"][0]:.3f} | {r["ap"][1]:.3f} | {gain} |')
-    kd = rows[f'student + KD (T={args.temperature:g}, w={weight:g})']
-    print(f'teacher forward (no grad) on a training batch: {kd["teacher_fwd"]:.3f} s = '
-          f'{100 * kd["teacher_fwd"] / base["step"]:.0f} % of a plain student train step '
-          f'({base["step"]:.3f} s); distilled train step {kd["step"]:.3f} s = '
-          f'{kd["step"] / base["step"]:.2f}x')
+def report(args, teacher, runs, weight):
+    seeds = sorted(runs)
+    print(f'\nKnowledge distillation, {args.pair} pair, synthetic set, {args.scale} px, from '
+          f'scratch, {os.environ.get("OMP_NUM_THREADS", "?")} CPU thread(s) (or the GPU), '
+          f'T={args.temperature:g}, w={weight:g}, seeds {seeds}')
+    print(f'teacher: {teacher["params"]:.2f} M params, {args.teacher_epochs} epochs, trained in '
+          f'{teacher["secs"]:.0f} s (paid once, not in the students\' times), bbox mAP '
+          f'{teacher["ap"][0]:.3f} (AP50 {teacher["ap"][1]:.3f})')
+    print('| seed | student | epochs | train time (s) | bbox mAP | AP50 |')
+    print('|---|---|---|---|---|---|')
+    names = dict(student='hard labels', kd='+ KD (equal iterations)',
+                 eqtime='hard labels, equal wall time')
+    for seed in seeds:
+        for key, label in names.items():
+            r = runs[seed][key]
+            print(f'| {seed} | {label} | {r["epochs"]} | {r["secs"]:.0f} | {r["ap"][0]:.3f} | '
+                  f'{r["ap"][1]:.3f} |')
+    ap = {k: [runs[s][k]['ap'][0] for s in seeds] for k in names}
+    for k, label in names.items():
+        print(f'bbox mAP, {label}: {mean_ci(ap[k])}')
+    print(f'KD - hard labels at equal iterations (paired by seed): {paired_ci(ap["kd"], ap["student"])}')
+    print(f'KD - hard labels at equal wall time (paired by seed): {paired_ci(ap["kd"], ap["eqtime"])}')
+    fwd = [runs[s]['kd']['teacher_fwd'] / runs[s]['student']['step'] for s in seeds]
+    slow = [runs[s]['kd']['step'] / runs[s]['student']['step'] for s in seeds]
+    print(f'teacher forward / plain student step: {mean_ci(fwd)}; distilled step / plain step: '
+          f'{mean_ci(slow)}')
 
 
 if __name__ == '__main__':

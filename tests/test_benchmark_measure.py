@@ -1,0 +1,106 @@
+"""benchmarks/measure.py: the intervals every benchmark prints (issues 21, 22)."""
+import math
+import os.path as osp
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
+import measure  # noqa: E402
+
+
+class FakeClock:
+    """Time advances only when a variant 'works', by the amounts the test scripts."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def work(self, seconds_iter):
+        it = iter(seconds_iter)
+
+        def fn():
+            self.now += next(it)
+        return fn
+
+
+def test_mean_ci_matches_the_t_interval():
+    c = measure.mean_ci([1.0, 2.0, 3.0, 4.0])
+    # mean 2.5, sd 1.29099, t(0.975, 3) = 3.18245 -> half width 2.0543
+    assert c.mean == pytest.approx(2.5)
+    assert c.half_width == pytest.approx(3.182446 * 1.290994 / 2, rel=1e-5)
+    assert c.n == 4
+
+
+def test_one_run_has_no_interval():
+    c = measure.mean_ci([0.23])
+    assert c.mean == 0.23 and math.isnan(c.low) and math.isnan(c.high)
+
+
+def test_paired_ci_needs_pairs():
+    assert measure.paired_ci([1, 2, 3], [0, 1, 1]).mean == pytest.approx(4 / 3)
+    with pytest.raises(ValueError, match='pair them by seed'):
+        measure.paired_ci([1, 2], [1])
+
+
+def test_compare_interleaves_drops_warmup_and_stops_when_narrow():
+    clock = FakeClock()
+    order = []
+    slow = clock.work(10.0 if i < 2 else 2.0 for i in range(1000))  # warm-up rounds are slow
+    fast = clock.work(1.0 for _ in range(1000))
+
+    def a():
+        order.append('a')
+        slow()
+
+    def b():
+        order.append('b')
+        fast()
+    res = measure.compare(dict(a=a, b=b), ref='a', warmup=2, min_rounds=5, clock=clock)
+    assert order[:6] == ['a', 'b'] * 3  # interleaved
+    assert res.converged and res.rounds == 5  # constant times: converged at min_rounds
+    assert res.ratios['b'].mean == pytest.approx(2.0)  # warm-up (10 s) excluded
+    assert res.seconds == {'a': 2.0, 'b': 1.0}
+
+
+def test_compare_keeps_going_while_noisy_and_reports_the_cap():
+    clock = FakeClock()
+    noisy = clock.work(1.0 + (0.5 if i % 2 else -0.5) for i in range(10000))
+    steady = clock.work(1.0 for _ in range(10000))
+    res = measure.compare(dict(ref=steady, x=noisy), ref='ref', warmup=0, min_rounds=3,
+                          max_rounds=8, target=0.01, clock=clock)
+    assert not res.converged and res.rounds == 8
+    assert 'stopped at the cap' in res.describe('ref')
+
+
+def test_compare_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="ref='z'"):
+        measure.compare(dict(a=lambda: 0, b=lambda: 0), ref='z')
+    with pytest.raises(ValueError, match='min_rounds=1'):
+        measure.compare(dict(a=lambda: 0, b=lambda: 0), ref='a', min_rounds=1)
+
+
+def test_fp_at_matched_tp_walks_down_the_score_list():
+    """benchmarks/gaussian_yolo.py: the paper's FP comparison at the same TP count."""
+    import numpy as np
+    import torch
+    from mmengine.structures import InstanceData
+    gy = pytest.importorskip('gaussian_yolo')
+    gt = InstanceData(bboxes=torch.tensor([[0., 0, 10, 10], [20, 20, 30, 30]]),
+                      labels=torch.tensor([0, 0]))
+    pred = InstanceData(
+        bboxes=torch.tensor([[0., 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60],
+                             [20, 20, 30, 30]]),
+        scores=torch.tensor([0.9, 0.8, 0.7, 0.6]), labels=torch.tensor([0, 0, 0, 0]))
+    scores, is_tp = gy.scored_matches([(pred, gt)])
+    # the duplicate of the first box is an FP (its GT is taken), the far box an FP
+    assert scores.tolist() == pytest.approx([0.9, 0.8, 0.7, 0.6])
+    assert is_tp.tolist() == [True, False, False, True]
+    assert gy.fp_at_tp((scores, is_tp), 1) == (0, pytest.approx(0.9))
+    assert gy.fp_at_tp((scores, is_tp), 2) == (2, pytest.approx(0.6))
+    assert gy.fp_at_tp((scores, is_tp), 3) is None
+    assert gy.fp_at_tp((np.array([]), np.array([], bool)), 1) is None
