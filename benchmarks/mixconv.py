@@ -3,28 +3,30 @@
 Every depthwise MixConv of MixNet-M at 224x224 (Tan & Le, BMVC 2019, arXiv:1907.09595; shapes
 read from the built model, duplicates removed) is timed for
 
-* ``mmext``  -- :class:`mmext.models.layers.MixConv2d`,
+* ``split``  -- :class:`mmext.models.layers.MixConv2d` with ``impl='split'`` (one conv per group,
+  the algorithm timm and the official code use),
+* ``padded`` -- ``impl='padded'`` (one depthwise conv, kernels zero-padded to the largest),
+* ``auto``   -- what ``impl='auto'`` (the default) picks for the shape,
 * ``timm``   -- ``timm.layers.MixedConv2d`` with the same weights (outputs checked equal),
-* ``dw-max`` -- one plain depthwise conv with the layer's largest kernel, for scale (what
-  MixConv saves against "just use the big kernel everywhere"),
 
-in NCHW and in channels-last layout, the variants interleaved so that load from other processes
-hits all of them alike. Ratios > 1 mean mmext is faster. Unless ``--quick``, the whole MixNet-M
-(training mode, with the classification head) is also timed against timm's ``mixnet_m``.
+in NCHW and channels-last, with 1 thread and with all threads, by ``benchmarks/measure.py``:
+interleaved rounds until the ratio's 95 % interval is within +-5 % (or the per-layer cap),
+warm-up excluded. Ratios ``timm / variant`` > 1 mean mmext is faster. Unless ``--quick``, the
+whole MixNet-M training step (with the classification head) is also compared with timm's
+``mixnet_m``.
 
-    python benchmarks/mixconv.py            # ~1 min on 2 CPU cores
-    python benchmarks/mixconv.py --quick    # ~20 s: 3 timed iterations, batch 2
-    python benchmarks/mixconv.py --iters 20 --batch 16 --device cuda
+    python benchmarks/mixconv.py                 # ~10 min on 2 CPU cores
+    python benchmarks/mixconv.py --quick         # layers only, 1 thread
+    python benchmarks/mixconv.py --device cuda   # the same on a GPU (CUDA-synchronised timer)
 """
 import argparse
 import math
-import time
 
 import torch
-import torch.nn as nn
 
 from mmext.models.backbones.mixnet import MixNet
 from mmext.models.layers.mixconv import MixConv2d
+from measure import compare
 
 
 def mixnet_m_shapes(size=224):
@@ -47,94 +49,97 @@ def mixnet_m_shapes(size=224):
     return shapes
 
 
-def timed(fns, x, iters, warmup, device):
-    """Median seconds per forward+backward of each variant (the median resists the spikes
-    other processes cause on a shared machine)."""
-    sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
-    times = {k: [] for k in fns}
-    for it in range(warmup + iters):
-        for name, fn in fns.items():  # interleaved: background load hits every variant alike
-            x.grad = None
-            sync()
-            t0 = time.perf_counter()
-            fn(x).sum().backward()
-            sync()
-            if it >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+def layer_variants(c, kernels, stride, dev):
+    from timm.layers import MixedConv2d
+    split = MixConv2d(c, c, list(kernels), stride=stride, impl='split').to(dev)
+    padded = MixConv2d(c, c, list(kernels), stride=stride, impl='padded').to(dev)
+    padded.load_state_dict(split.state_dict())
+    ref = MixedConv2d(c, c, list(kernels), stride=stride, depthwise=True).to(dev)
+    for i, conv in enumerate(split.convs):
+        ref[str(i)].weight.data.copy_(conv.weight.data)
+    auto = MixConv2d(c, c, list(kernels), stride=stride).impl
+    return dict(timm=ref, split=split, padded=padded), auto
+
+
+def fwd_bwd(module, x):
+    def step():
+        x.grad = None
+        module(x).sum().backward()
+    return step
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--iters', type=int, default=5, help='timed iterations per variant')
-    parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--batch', type=int, default=4)
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 0],
+                        help='torch CPU thread counts to measure (0 = all cores)')
+    parser.add_argument('--max-seconds', type=float, default=20.0,
+                        help='cap per layer shape and layout')
     parser.add_argument('--quick', action='store_true',
-                        help='3 iterations, batch 2, no whole-network timing')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch CPU threads (default 1: steadier on a shared machine)')
+                        help='1 thread, 5 s per shape, no whole-network timing')
     args = parser.parse_args()
     if args.quick:
-        args.iters, args.batch = 3, 2
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    from timm.layers import MixedConv2d
-
-    torch.manual_seed(0)
+        args.threads, args.max_seconds = [1], 5.0
     dev = args.device
-    print(f'device {dev}, batch {args.batch}, median of {args.iters} timed iterations, '
-          f'{torch.get_num_threads()} threads; times in ms (forward + backward)')
-    header = (f'{"C":>5} {"kernels":>13} {"s":>2} {"HW":>4} | {"layout":>6} | {"mmext":>7} '
-              f'{"timm":>7} {"dw-max":>7} | {"timm/mmext":>10} {"dwmax/mmext":>11}')
-    print(header)
-    print('-' * len(header))
-    ratios = {'nchw': [], 'nhwc': []}
-    dw_ratios = []
+    default_threads = torch.get_num_threads()
+    for threads in (args.threads if dev == 'cpu' else [0]):
+        torch.set_num_threads(threads or default_threads)
+        measure_layers(args, dev)
+        if not args.quick:
+            measure_network(args, dev)
+
+
+def measure_layers(args, dev):
+    torch.manual_seed(0)
+    print(f'\ndevice {dev}, {torch.get_num_threads()} thread(s), batch {args.batch}; '
+          'forward + backward; ratio = timm / variant [95 % interval], > 1: mmext faster')
+    print('| C | kernels | s | HW | layout | auto picks | timm ms | timm/split | timm/padded | '
+          'rounds |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    logs = {'split': [], 'padded': [], 'auto': []}
     for c, kernels, stride, hw in mixnet_m_shapes():
-        ours = MixConv2d(c, c, list(kernels), stride=stride).to(dev)
-        ref = MixedConv2d(c, c, list(kernels), stride=stride, depthwise=True).to(dev)
-        for i, conv in enumerate(ours.convs):
-            ref[str(i)].weight.data.copy_(conv.weight.data)
-        kmax = max(kernels)
-        big = nn.Conv2d(c, c, kmax, stride, kmax // 2, groups=c, bias=False).to(dev)
+        fns, auto = layer_variants(c, kernels, stride, dev)
         for layout in ('nchw', 'nhwc'):
             x = torch.randn(args.batch, c, hw, hw, device=dev)
             if layout == 'nhwc':
                 x = x.contiguous(memory_format=torch.channels_last)
             x.requires_grad_()
             with torch.no_grad():
-                torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
-            t = timed(dict(mmext=ours, timm=ref, big=big), x, args.iters, args.warmup, dev)
-            r, rb = t['timm'] / t['mmext'], t['big'] / t['mmext']
-            ratios[layout].append(r)
-            dw_ratios.append(rb)
-            print(f'{c:>5} {".".join(map(str, kernels)):>13} {stride:>2} {hw:>4} | {layout:>6} | '
-                  f'{t["mmext"] * 1e3:7.2f} {t["timm"] * 1e3:7.2f} {t["big"] * 1e3:7.2f} | '
-                  f'{r:10.2f}x {rb:10.2f}x')
+                for name in ('split', 'padded'):
+                    torch.testing.assert_close(fns[name](x), fns['timm'](x), rtol=1e-5,
+                                               atol=1e-5)
+            res = compare({k: fwd_bwd(m, x) for k, m in fns.items()}, ref='timm', device=dev,
+                          max_seconds=args.max_seconds)
+            r = res.ratios
+            for name in ('split', 'padded'):
+                logs[name].append(math.log(r[name].mean))
+            logs['auto'].append(math.log(r[auto].mean))
+            print(f'| {c} | {".".join(map(str, kernels))} | {stride} | {hw} | {layout} | {auto} | '
+                  f'{res.seconds["timm"] * 1e3:.2f} | {fmt(r["split"])} | {fmt(r["padded"])} | '
+                  f'{res.rounds}{"" if res.converged else " (cap)"} |')
+    for name, v in logs.items():
+        print(f'geometric mean over the layers, timm / {name}: {math.exp(sum(v) / len(v)):.2f}x')
 
-    def gmean(v):
-        return math.exp(sum(map(math.log, v)) / len(v))
 
-    print('-' * len(header))
-    for layout, v in ratios.items():
-        print(f'geometric mean timm/mmext ({layout}): {gmean(v):.2f}x')
-    print(f'geometric mean dw-max/mmext: {gmean(dw_ratios):.2f}x '
-          f'(a single depthwise conv with the largest kernel, for scale)')
+def measure_network(args, dev):
+    import timm
+    x = torch.randn(args.batch, 3, 224, 224, device=dev, requires_grad=True)
+    nets = dict(timm=timm.create_model('mixnet_m', pretrained=False),
+                mmext=MixNet('M', num_classes=1000),
+                mmext_cl=MixNet('M', num_classes=1000, channels_last=True))
+    fns = {k: fwd_bwd(m.to(dev).train(), x) for k, m in nets.items()}
+    res = compare(fns, ref='timm', device=dev, warmup=1, min_rounds=3,
+                  max_seconds=6 * args.max_seconds)
+    print(f'MixNet-M training step (forward + backward) at 224, batch {args.batch}, '
+          f'{torch.get_num_threads()} thread(s): timm {res.seconds["timm"] * 1e3:.0f} ms; '
+          f'timm / mmext {fmt(res.ratios["mmext"])}, timm / mmext channels_last=True '
+          f'{fmt(res.ratios["mmext_cl"])} ({res.rounds} rounds'
+          f'{"" if res.converged else ", cap reached"})')
 
-    if not args.quick:
-        import timm
-        x = torch.randn(args.batch, 3, 224, 224, device=dev, requires_grad=True)
-        ours = MixNet('M', num_classes=1000).to(dev).train()
-        ours_cl = MixNet('M', num_classes=1000, channels_last=True).to(dev).train()
-        ref = timm.create_model('mixnet_m', pretrained=False).to(dev).train()
-        t = timed(dict(mmext=ours, mmext_cl=ours_cl, timm=ref), x, max(1, args.iters // 2), 1,
-                  dev)
-        print(f'MixNet-M training step at 224, batch {args.batch}: '
-              f'mmext {t["mmext"] * 1e3:.0f} ms, timm {t["timm"] * 1e3:.0f} ms '
-              f'(timm/mmext {t["timm"] / t["mmext"]:.2f}x); '
-              f'mmext channels_last=True {t["mmext_cl"] * 1e3:.0f} ms '
-              f'({t["mmext"] / t["mmext_cl"]:.2f}x over NCHW)')
+
+def fmt(r):
+    return f'{r.mean:.2f}x [{r.low:.2f}, {r.high:.2f}]'
 
 
 if __name__ == '__main__':

@@ -13,15 +13,40 @@ MixNet uses for its expansion and projection layers (:class:`GroupedPointwiseCon
 
 Both layers keep one ``nn.Conv2d`` per group (``convs.<i>``), so checkpoints map one to one onto
 timm's ``MixedConv2d`` (``<i>.weight``) and the official per-group variables.
+
+Two ways to run a depthwise MixConv, the same function (tested: outputs and gradients):
+
+* ``'split'`` -- split the channels, one depthwise conv per group, concatenate (the official code
+  and timm);
+* ``'padded'`` -- one depthwise conv over all channels whose per-channel kernel is the group's
+  kernel zero-padded (centred) to the largest size, with the largest kernel's padding: the zero
+  taps add exact zeros, every non-zero tap reads the same input pixel as in ``'split'``. It
+  costs ``k_max**2 / mean(k_i**2)`` times the multiply-adds but one kernel launch instead of
+  ``g`` plus the split and the concatenation, which wins where the layer is launch- or
+  memory-bound rather than compute-bound.
+
+``impl='auto'`` (default) picks by shape at construction, from ``PADDED_MAX_COST``; the
+parameters are the same either way, so a checkpoint does not depend on the choice.
 """
 from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ...registry import MODELS
 
 SPLITS = ('equal', 'exponential')
+IMPLS = ('auto', 'split', 'padded')
+# impl='auto' takes the padded single conv when it costs at most this many times the split
+# convs' multiply-adds (k_max**2 * C / sum(k_i**2 * C_i)); set from benchmarks/mixconv.py
+PADDED_MAX_COST = 2.0
+
+
+def padded_cost(kernels: Sequence[int], splits: Sequence[int]) -> float:
+    """Multiply-adds of the padded single conv relative to the per-group convs."""
+    kmax = max(kernels)
+    return kmax * kmax * sum(splits) / sum(k * k * c for k, c in zip(kernels, splits))
 
 
 def split_channels(channels: int, num_groups: int, mode: str = 'equal') -> List[int]:
@@ -94,6 +119,8 @@ class MixConv2d(nn.Module):
             between its input and output split (the grouped conv of MixNet).
         bias (bool): add a bias per group. Default False (a BN follows in MixNet).
         split (str): ``'equal'`` (default, official code) or ``'exponential'`` (paper Sec. 3.2).
+        impl (str): ``'auto'`` (default), ``'split'`` or ``'padded'`` (see the module
+            docstring); the same function and parameters either way.
 
     The layer keeps the input's memory format. On CPU, channels-last inputs are much faster
     (oneDNN's depthwise kernels are NHWC-native; ``benchmarks/mixconv.py``), but converting
@@ -114,8 +141,11 @@ class MixConv2d(nn.Module):
                  dilation: int = 1,
                  depthwise: bool = True,
                  bias: bool = False,
-                 split: str = 'equal'):
+                 split: str = 'equal',
+                 impl: str = 'auto'):
         super().__init__()
+        if impl not in IMPLS:
+            raise ValueError(f'MixConv: impl={impl!r} is not one of {IMPLS}')
         out_channels = in_channels if out_channels is None else out_channels
         kernels = _kernel_list(kernel_size, num_groups)
         if depthwise and out_channels != in_channels:
@@ -138,17 +168,39 @@ class MixConv2d(nn.Module):
             nn.Conv2d(ci, co, k, stride=stride, padding=dilation * (k - 1) // 2,
                       dilation=dilation, groups=ci if depthwise else 1, bias=bias)
             for k, ci, co in zip(kernels, in_splits, out_splits))
+        self.impl = self._choose_impl(impl)
+
+    def _choose_impl(self, impl):
+        if len(self.convs) == 1 or not self.depthwise:
+            if impl == 'padded' and not self.depthwise:
+                raise ValueError('MixConv: impl="padded" needs a depthwise MixConv')
+            return 'split'  # one conv, or dense groups: nothing to merge
+        if impl == 'auto':
+            cost = padded_cost(self.kernel_size, self.splits)
+            return 'padded' if cost <= PADDED_MAX_COST else 'split'
+        return impl
+
+    def padded_weight(self):
+        """(C, 1, k_max, k_max): every group's kernel zero-padded, centred, concatenated."""
+        kmax = max(self.kernel_size)
+        return torch.cat([F.pad(conv.weight, [(kmax - k) // 2] * 4)
+                          for conv, k in zip(self.convs, self.kernel_size)], 0)
 
     def forward(self, x):
         if len(self.convs) == 1:
             return self.convs[0](x)
+        if self.impl == 'padded':
+            bias = (torch.cat([c.bias for c in self.convs])
+                    if self.convs[0].bias is not None else None)
+            return F.conv2d(x, self.padded_weight(), bias, self.stride, max(self.padding),
+                            self.dilation, self.in_channels)
         parts = torch.split(x, self.splits, 1)
         return torch.cat([conv(part) for conv, part in zip(self.convs, parts)], 1)
 
     def extra_repr(self):
         return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
                 f'splits={self.splits}, stride={self.stride}, dilation={self.dilation}, '
-                f'depthwise={self.depthwise}')
+                f'depthwise={self.depthwise}, impl={self.impl!r}')
 
 
 @MODELS.register_module()
@@ -177,7 +229,7 @@ class GroupedPointwiseConv2d(MixConv2d):
 
 def mix_depthwise_conv(in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=0,
                        dilation=1, groups=1, bias=True, kernels: Sequence[int] = (3, 5, 7),
-                       split: str = 'equal') -> nn.Module:
+                       split: str = 'equal', impl: str = 'auto') -> nn.Module:
     """Drop-in replacement of vanilla depthwise convs, for mmcv's ``conv_cfg``.
 
     The paper's MobileNet experiments (Sec. 4, e.g. "MobileNetV2 + mixconv357" on COCO with
@@ -189,7 +241,7 @@ def mix_depthwise_conv(in_channels: int, out_channels: int, kernel_size=3, strid
     """
     if groups > 1 and groups == in_channels == out_channels:
         return MixConv2d(in_channels, in_channels, list(kernels), stride=stride,
-                         dilation=dilation, bias=bias, split=split)
+                         dilation=dilation, bias=bias, split=split, impl=impl)
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                      dilation=dilation, groups=groups, bias=bias)
 
