@@ -89,9 +89,26 @@ def test_channels_not_divisible_by_groups_raise(kwargs, match):
         CLCBlock(**kwargs)
 
 
+@pytest.mark.parametrize('name', ['A', 'a', 'clcnet-a', 'clcNet-A', 'CLCNet_A'])
+def test_arch_names_are_the_papers_case_insensitively(name):
+    assert CLCNet(name).stage_blocks == CLCNet.arch_settings['A']
+
+
 def test_bad_backbone_arguments():
-    with pytest.raises(KeyError, match=r"arch='C' is not one of \['A', 'B'\]"):
+    with pytest.raises(ValueError, match=r"arch='C' is not one of \['A', 'B'\]"):
         CLCNet('C')
+    with pytest.raises(ValueError, match=r'out_indices=\(1, 1\) repeats \[1\]'):
+        CLCNet(out_indices=(1, 1))
+    with pytest.raises(ValueError, match='num_classes=-1 must be an integer >= 0'):
+        CLCNet(num_classes=-1)
+    with pytest.raises(ValueError, match='in_channels=0 must be an integer >= 1'):
+        CLCNet(in_channels=0)
+    with pytest.raises(ValueError, match='g2=0 must be an integer >= 1'):
+        CLCNet(g2=0)
+    with pytest.raises(ValueError, match='group_width=0 must be an integer >= 1'):
+        CLCNet(group_width=0)
+    with pytest.raises(ValueError, match=r'stage_blocks=\(1, 1, 1\.5, 2\) must be 4 integer'):
+        CLCNet(stage_blocks=(1, 1, 1.5, 2))
     with pytest.raises(ValueError, match=r'out_indices=\(4,\) must be a non-empty subset of 0..3'):
         CLCNet(out_indices=(4,))
     with pytest.raises(ValueError, match=r'frozen_stages=5 is not in -1..4'):
@@ -138,3 +155,20 @@ def test_synthetic_retinanet_training_reduces_loss_and_detects(tmp_path, python,
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
     assert last < 0.8 * first, f'loss did not fall: {first:.3f} -> {last:.3f}'
     assert bbox_map is not None and bbox_map > 0.0
+
+
+def test_init_is_the_official_one():
+    """clcnet.torch models/clcnet.lua (fb.resnet.torch's ConvInit): normal with std
+    sqrt(2 / (kW * kH * nOutputPlane)) for every conv, grouped ones included; BN 1 / 0."""
+    import math
+    torch.manual_seed(0)
+    model = CLCNet('A')
+    model.init_weights()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    grouped = [c for c in convs if c.groups > 1 and c.weight.numel() > 20000]
+    assert grouped
+    for conv in [convs[0]] + grouped[:3]:
+        want = math.sqrt(2.0 / (conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels))
+        assert conv.weight.std().item() == pytest.approx(want, rel=0.1)
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all((m.weight == 1).all() and (m.bias == 0).all() for m in bn)

@@ -7,6 +7,7 @@ Convolutional Kernels", BMVC 2019, arXiv:1907.09595) and the reference implement
   mapped by ``convert_timm_mixnet``; outputs equal to 1e-5 in eval mode. timm's BN eps is set
   to mmext's 1e-3 (the official TF value) so that the same numbers go through the same ops.
 """
+import math
 from glob import glob
 
 import pytest
@@ -238,14 +239,92 @@ def test_drop_path_rises_linearly_over_blocks():
 
 
 def test_unknown_arch_names_the_choices():
-    with pytest.raises(KeyError, match=r"arch='XL' is not one of \['S', 'M', 'L'\]"):
+    with pytest.raises(ValueError, match=r"arch='XL' is not one of \['S', 'M', 'L'\]"):
         MixNet('XL')
+
+
+@pytest.mark.parametrize('name', ['S', 's', 'mixnet-s', 'MixNet-S', 'mixnet_s'])
+def test_arch_names_are_the_papers_case_insensitively(name):
+    assert MixNet(name).arch == 'S'
+    assert mixnet_feature_channels(name) == CHANNELS['S']
 
 
 @pytest.mark.parametrize('out_indices', [(0, 4), (), (-1, )])
 def test_out_indices_out_of_range(out_indices):
     with pytest.raises(ValueError, match='out_indices.*strides 4, 8, 16, 32'):
         MixNet('S', out_indices=out_indices)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(num_classes=10, out_indices=(9, )), r'out_indices=\(9,\) must be .* 0\.\.3'),
+    (dict(out_indices=(1, 1)), r'out_indices=\(1, 1\) repeats \[1\]'),
+    (dict(num_classes=-1), 'num_classes=-1 must be an integer >= 0'),
+    (dict(in_channels=0), 'in_channels=0 must be an integer >= 1'),
+    (dict(num_classes=10, dropout=1.5), r'dropout=1\.5 must be in \[0, 1\)'),
+])
+def test_bad_mixnet_arguments_are_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MixNet('S', **kwargs)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(stride=0), 'stride=0 must be an integer >= 1'),
+    (dict(dilation=0), 'dilation=0 must be an integer >= 1'),
+    (dict(stride=1.5), 'stride=1.5 must be an integer >= 1'),
+    (dict(num_groups=0, kernel_size=3), 'num_groups=0 must be an integer >= 1'),
+    (dict(out_channels=0), 'out_channels=0'),
+])
+def test_bad_mixconv_arguments_are_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MixConv2d(8, **kwargs)
+    with pytest.raises(ValueError, match='groups=0 must be an integer >= 1'):
+        GroupedPointwiseConv2d(8, 8, groups=0)
+
+
+def _official_conv_std(conv):
+    """tensorflow/tpu mixnet_model.py conv_kernel_initializer: normal, std sqrt(2 / fan_out)
+    with fan_out = kh * kw * out_filters of the TF kernel -- per group, since TF builds MixConv
+    groups and grouped 1x1s from separate kernels and a depth-wise kernel has out_filters 1
+    (timm _init_weight_goog: k * k * out_channels // groups)."""
+    fan_out = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels // conv.groups
+    return math.sqrt(2.0 / fan_out)
+
+
+def test_default_init_is_the_official_one():
+    torch.manual_seed(0)
+    ours = MixNet('M', num_classes=1000)
+    ours.init_weights()
+    ref = timm.create_model('mixnet_m', pretrained=False)  # timm inits as the official code
+    ref_params = dict(ref.named_parameters())
+    # ours -> timm's parameter names (the converter maps names, so map the names themselves)
+    timm_names = convert_timm_mixnet({k: k for k in ref.state_dict()}, 'mixnet_m')
+    convs = {n: m for n, m in ours.named_modules() if isinstance(m, nn.Conv2d)}
+    # the issue's layer: a 9x9 depth-wise group of 120 channels, official std sqrt(2 / 81)
+    dw = convs['stages.3.1.dw.conv.convs.3']
+    assert (dw.kernel_size, dw.groups, dw.out_channels) == ((9, 9), 120, 120)
+    assert _official_conv_std(dw) == pytest.approx(0.1571, abs=1e-4)
+    for name in ['stem.conv', 'stages.3.1.dw.conv.convs.3', 'stages.3.1.dw.conv.convs.0',
+                 'stages.3.1.expand.conv.convs.0', 'stages.3.1.se.reduce', 'head.conv']:
+        w = convs[name].weight
+        want = _official_conv_std(convs[name])
+        assert w.std().item() == pytest.approx(want, rel=0.08), name
+        got_timm = ref_params[timm_names[name + '.weight']].std().item()
+        assert got_timm == pytest.approx(want, rel=0.08), name
+    # dense_kernel_initializer: uniform in +-1 / sqrt(out_features)
+    limit = 1 / math.sqrt(1000)
+    assert ours.fc.weight.abs().max().item() <= limit
+    assert ours.fc.weight.std().item() == pytest.approx(limit / math.sqrt(3), rel=0.02)
+    assert (ours.fc.bias == 0).all()
+
+
+def test_kaiming_init_is_kept_as_an_option():
+    """mmengine's Kaiming fan-out counts k * k * C for a depth-wise conv: sqrt(120) too small."""
+    from mmext.models.backbones.mixnet import KAIMING_INIT_CFG
+    torch.manual_seed(0)
+    model = MixNet('M', init_cfg=KAIMING_INIT_CFG)
+    model.init_weights()
+    w = model.stages[3][1].dw.conv.convs[3].weight
+    assert w.std().item() == pytest.approx(math.sqrt(2 / (120 * 81)), rel=0.08)  # 0.0144
 
 
 def test_bad_frozen_stages_and_drop_path():

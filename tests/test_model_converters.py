@@ -163,6 +163,23 @@ class OfficialEESPNet(nn.Module):
             x = unit(x)
         return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
+    def detection_features(self, image):
+        """EdgeNets model/detection/espnetv2.py ESPNetv2SSD.forward, base network part: the
+        image also goes into level5_0, and level5 runs to its end (level5[4] kept)."""
+        x = self.level2_0(self.level1(image), image)
+        x = self.level3_0(x, image)
+        for unit in self.level3:
+            x = unit(x)
+        out_l3 = x
+        x = self.level4_0(x, image)
+        for unit in self.level4:
+            x = unit(x)
+        out_l4 = x
+        x = self.level5_0(x, image)
+        for unit in self.level5:
+            x = unit(x)
+        return out_l3, out_l4, x
+
 
 def _official_espnetv2(s, tmp_path):
     from mmext.models.backbones.espnetv2 import ESPNETV2_WIDTHS
@@ -190,6 +207,29 @@ def test_espnetv2_official_logits(tmp_path, s):
         want, got = ref(x), model(x)
     err = ((got - want).abs().max() / want.abs().max()).item()
     assert err < 1e-5, err
+
+
+@pytest.mark.parametrize('s', [0.5, 2.0])
+def test_espnetv2_official_detection_backbone_features(tmp_path, s):
+    """--detection: the EdgeNets SSD's base network (level-5 image shortcut, final 1x1 kept)
+    gives the same level 3-5 features as ESPNetv2(s) with the converted weights."""
+    from mmengine.runner import load_checkpoint
+    from mmext.models.backbones.espnetv2 import ESPNetv2
+    ref, src = _official_espnetv2(s, tmp_path)
+    dst = str(tmp_path / 'mmext_det.pth')
+    res = run_tool([PY, 'tools/model_converters/espnetv2_official2mmext.py', src, dst,
+                    '--detection'])
+    assert res.returncode == 0, res.stderr
+    assert 'dropped level5_0.inp_reinf' not in res.stdout
+    assert 'dropped classifier.weight' in res.stdout
+    model = ESPNetv2(widen_factor=s, out_indices=(2, 3, 4)).eval()
+    load_checkpoint(model, dst, strict=True, revise_keys=[(r'^backbone\.', '')])
+    x = torch.randn(1, 3, 128, 96)
+    with torch.no_grad():
+        want, got = ref.detection_features(x), model(x)
+    for w, g in zip(want, got):
+        assert g.shape == w.shape
+        assert ((g - w).abs().max() / w.abs().max()).item() < 1e-5
 
 
 def test_espnetv2_wrong_width_and_bad_input(tmp_path):

@@ -6,6 +6,7 @@ detector figures are compared with ``num_classes=90`` (our COCO configs use mmde
 = one FLOP, as the paper.
 """
 import glob
+import math
 
 import pytest
 import torch
@@ -138,8 +139,13 @@ def test_frozen_stages_and_norm_eval():
 
 
 def test_unknown_variant_lists_the_allowed_ones():
-    with pytest.raises(KeyError, match=r"arch='50'.*\['49S', '49', '96', '143', '190'\]"):
+    with pytest.raises(ValueError, match=r"arch='50'.*\['49S', '49', '96', '143', '190'\]"):
         SpineNet(arch='50')
+
+
+@pytest.mark.parametrize('name', ['49S', '49s', 'SpineNet-49S', 'spinenet_49s', ' 49s '])
+def test_arch_names_are_the_papers_case_insensitively(name):
+    assert SpineNet(arch=name, out_levels=(3, )).arch == '49S'
 
 
 def test_input_not_multiple_of_128_is_a_clear_error():
@@ -164,6 +170,82 @@ def test_bad_custom_block_specs_are_clear_errors():
         SpineNet(block_specs=[(3, 'dense', (0, 1), True)], out_levels=(3, ))
     with pytest.raises(ValueError, match=r'no output block at levels \[4\]'):
         SpineNet(block_specs=[(3, 'bottleneck', (0, 1), True)], out_levels=(3, 4))
+    with pytest.raises(ValueError, match=r'block_specs\[0\] has level 9; levels are '
+                                         r'\[1, 2, 3, 4, 5, 6, 7\]'):
+        SpineNet(block_specs=[(9, 'bottleneck', (0, 1), True)], out_levels=(3, ))
+    with pytest.raises(ValueError, match=r'block_specs\[0\]=.* is not \(level, block'):
+        SpineNet(block_specs=[(3, 'bottleneck')], out_levels=(3, ))
+    with pytest.raises(ValueError, match='exactly two earlier blocks'):
+        SpineNet(block_specs=[(3, 'bottleneck', (0, ), True)], out_levels=(3, ))
+
+
+def test_repeated_out_levels_are_rejected():
+    with pytest.raises(ValueError, match=r'out_levels=\(3, 3\) repeats a level'):
+        SpineNet(arch='49S', out_levels=(3, 3))
+
+
+def _fan_in(conv):
+    return conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
+
+
+def test_default_init_is_the_official_variance_scaling():
+    """tensorflow/tpu nn_ops.conv2d_fixed_padding: tf.variance_scaling_initializer() (Model
+    Garden's SpineNet: kernel_initializer='VarianceScaling'): scale 1, fan-in, a normal truncated
+    at 2 std with the std corrected so the weights' std is sqrt(1 / fan_in)."""
+    torch.manual_seed(0)
+    net = SpineNet(arch='49S')
+    net.init_weights()
+    convs = dict((n, m) for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d))
+    # the stem 7x7 (fan-in 147), a 3x3 (41 * 9), a resample 1x1 (164), an endpoint 1x1 (664)
+    for name in ['stem.0.conv', 'stem_blocks.0.0.body.1.conv', 'resamples.0.0.reduce.conv',
+                 'endpoints.7.conv']:
+        w = convs[name].weight
+        want = math.sqrt(1.0 / _fan_in(convs[name]))
+        assert w.std().item() == pytest.approx(want, rel=0.05), name
+        assert w.abs().max().item() <= 2 * want / 0.87962566103423978 + 1e-7, name
+        assert abs(w.mean().item()) < 0.1 * want
+    bn = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all((m.weight == 1).all() and (m.bias == 0).all() for m in bn)
+
+
+def test_kaiming_init_is_kept_as_an_option():
+    from mmext.models.backbones.spinenet import KAIMING_INIT_CFG
+    torch.manual_seed(0)
+    net = SpineNet(arch='49S', out_levels=(3, ), init_cfg=KAIMING_INIT_CFG)
+    net.init_weights()
+    w = net.stem[0].conv.weight  # Kaiming fan-out: sqrt(2 / (64 * 49))
+    assert w.std().item() == pytest.approx(math.sqrt(2 / (64 * 49)), rel=0.05)
+
+
+def test_full_state_dict_loads_into_fewer_out_levels(monkeypatch):
+    """A full SpineNet's weights load strictly into one with pruned blocks; the unused blocks'
+    tensors are dropped with a message, and the kept level gives the full model's output."""
+    import mmext.models.backbones.spinenet as spinenet_module
+    from mmengine.runner.checkpoint import load_state_dict
+    messages = []
+    monkeypatch.setattr(spinenet_module, 'print_log', lambda msg, **kw: messages.append(msg))
+    torch.manual_seed(0)
+    full = SpineNet(arch='49S').eval()
+    full.init_weights()
+    p3 = SpineNet(arch='49S', out_levels=(3, )).eval()
+    result = p3.load_state_dict(full.state_dict(), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert len(messages) == 1
+    dropped = set(messages[0].rsplit('(', 1)[1].rstrip(')').split(', '))
+    pruned = [9, 10, 12, 13, 14]  # of 49S's 15 blocks, P3 needs 0-8 and 11
+    assert dropped == ({f'blocks.{i}' for i in pruned} | {f'resamples.{i}' for i in pruned} |
+                       {f'endpoints.{lv}' for lv in (4, 5, 6, 7)})
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.equal(p3(x)[0], full(x)[0])
+    # mmengine's loader (load_checkpoint) takes the same path
+    other = SpineNet(arch='49S', out_levels=(3, 4))
+    load_state_dict(other, full.state_dict(), strict=True)
+    # a real mismatch in a built block still fails
+    bad = full.state_dict()
+    bad['blocks.0.0.body.0.conv.weight'] = bad['blocks.0.0.body.0.conv.weight'][:1]
+    with pytest.raises(RuntimeError, match='blocks.0.0.body.0.conv.weight'):
+        SpineNet(arch='49S', out_levels=(3, )).load_state_dict(bad, strict=True)
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 # SSD on ESPNetv2 (s = 2.0) at 300 px -- the EdgeNets detection setting (Mehta et al., CVPR 2019,
 # arXiv:1811.11431; sacmehta/EdgeNets model/detection): backbone levels 3-5 (strides
-# 8/16/32; 256/512/1024 channels), three extra levels of 512/256/128 channels down to 1x1, six
+# 8/16/32; 256/512/1280 channels: level 5 keeps the final 1x1 and the image shortcut, as
+# EdgeNets' ESPNetv2SSD), three extra levels of 512/256/128 channels down to 1x1, six
 # anchors per location with the EdgeNets prior sizes (0.1-1.05 x image, strides 8..300).
 # Deviation: mmdet's depth-wise SSDNeck/SSDHead replace EdgeNets' EESP-pyramid bottom-up
 # decoder, and the ssdlite COCO recipe (SGD, cosine, 120 x 5 epochs, from scratch) replaces
@@ -23,15 +24,15 @@ model = dict(
         out_indices=(2, 3, 4),
         norm_cfg=norm_cfg),
     neck=dict(
-        in_channels=(256, 512, 1024),
-        out_channels=(256, 512, 1024, 512, 256, 128),
+        in_channels=(256, 512, 1280),
+        out_channels=(256, 512, 1280, 512, 256, 128),
         level_strides=(2, 2, 2),
         # the last extra level reduces 3x3 to 1x1 (EdgeNets: global pooling)
         level_paddings=(1, 1, 0),
         norm_cfg=norm_cfg),
     bbox_head=dict(
         type='FixedSSDHead',
-        in_channels=(256, 512, 1024, 512, 256, 128),
+        in_channels=(256, 512, 1280, 512, 256, 128),
         norm_cfg=norm_cfg,
         anchor_generator=dict(
             strides=[8, 16, 32, 64, 100, 300],

@@ -1,7 +1,8 @@
 # Mask R-CNN with a SpineNet-49 backbone at 640 (paper Table 5: 42.9 box AP / 38.1 mask AP,
 # 40.8 M params in the official implementation). SpineNet's level 3-7 outputs replace the FPN:
 # the RPN uses all five levels (strides 8-128), the RoI extractors levels 3-6, and the recipe
-# is the RetinaNet one (scale jitter [0.5, 2.0], 350 epochs, swish, SyncBN, stochastic depth).
+# is mmext's 350-epoch RetinaNet one (scale jitter [0.5, 2.0], 350 epochs, swish, SyncBN,
+# stochastic depth), not tensorflow/tpu's spinenet49_mrcnn.yaml.
 # mmdet's standard RPN and RoI heads (2-fc box head, 4-conv mask head) are used unchanged.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmext'], allow_failed_imports=False)

@@ -1,4 +1,6 @@
 # SpineNet-143 at 1280 (paper Table 3): 524.4 B FLOPs, 66.9 M params, 50.7 AP test-dev.
+# mmext's 350-epoch schedule with mmdet's RetinaNet losses, not the official recipe (see
+# retinanet_spinenet-49_8xb32-640-350e_coco.py and the *_official-*_coco.py configs).
 _base_ = './retinanet_spinenet-49_8xb32-640-350e_coco.py'
 arch = '143'
 model = dict(

@@ -1,4 +1,6 @@
 # SpineNet-190 at 1280 (paper Table 3): 1885 B FLOPs, 163.6 M params, 52.1 AP test-dev.
+# mmext's 350-epoch schedule with mmdet's RetinaNet losses, not the official recipe (see
+# retinanet_spinenet-49_8xb32-640-350e_coco.py and the *_official-*_coco.py configs).
 # Its endpoints are 512 wide and its head has 7 convs of 512 (paper Sec. 5.1).
 _base_ = './retinanet_spinenet-49_8xb32-640-350e_coco.py'
 arch = '190'

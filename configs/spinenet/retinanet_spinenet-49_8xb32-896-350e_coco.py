@@ -1,4 +1,6 @@
 # SpineNet-49 at 896 (paper Table 3): 167.4 B FLOPs, 28.5 M params, 46.7 AP test-dev.
+# mmext's 350-epoch schedule with mmdet's RetinaNet losses, not the official recipe (see
+# retinanet_spinenet-49_8xb32-640-350e_coco.py and the *_official-*_coco.py configs).
 _base_ = './retinanet_spinenet-49_8xb32-640-350e_coco.py'
 img_size = 896
 train_pipeline = [

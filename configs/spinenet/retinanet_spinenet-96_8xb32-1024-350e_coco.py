@@ -1,4 +1,6 @@
 # SpineNet-96 at 1024 (paper Table 3): 265.4 B FLOPs, 43.0 M params, 48.6 AP test-dev.
+# mmext's 350-epoch schedule with mmdet's RetinaNet losses, not the official recipe (see
+# retinanet_spinenet-49_8xb32-640-350e_coco.py and the *_official-*_coco.py configs).
 _base_ = './retinanet_spinenet-49_8xb32-640-350e_coco.py'
 arch = '96'
 model = dict(

@@ -8,19 +8,26 @@ checkpoint with ``backbone.*`` keys for ``ESPNetv2(widen_factor=s, num_classes=1
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``)::
 
     python tools/model_converters/espnetv2_official2mmext.py SRC DST [--widen-factor 2.0]
+        [--detection]
+
+``--detection`` writes the EdgeNets detection backbone instead (``ESPNetv2(widen_factor=s)``,
+EdgeNets ``model/detection/espnetv2.py``): the ImageNet classifier is dropped and
+``level5_0.inp_reinf`` is kept, since that detector feeds the image to level 5 and loads these
+ImageNet weights, shortcut included, into its base network.
 
 Renaming (official -> mmext): ``level1`` -> ``level1``; ``level{l}_0`` (DownSampler) ->
 ``levels.{l-2}.0`` with ``inp_reinf`` -> ``image_shortcut``; ``level{l}.{i}`` (EESP) ->
 ``levels.{l-2}.{i+1}``; ``level5.3`` (depth-wise 3x3 CBR) -> ``levels.3.4``; ``level5.4`` (grouped
-1x1 CBR) -> ``head.0``; ``classifier`` -> ``head.4``. Inside units: ``proj_1x1`` -> ``reduce``,
+1x1 CBR) -> ``levels.3.5``; ``classifier`` -> ``head.3``. Inside units: ``proj_1x1`` -> ``reduce``,
 ``spp_dw.{k}.conv`` -> ``branches.{k}``, ``br_after_cat.bn/act`` -> ``cat_norm``/``cat_act``,
 ``conv_1x1_exp`` -> ``expand``, ``module_act`` -> ``act``; CBR's ``act`` -> ConvModule's
 ``activate``.
 
 Dropped, because the official forward never uses them (reported on every run):
-``level5_0.inp_reinf.*`` (the level-5 DownSampler is built with an image shortcut but called
-without the image) and each DownSampler's ``eesp.module_act`` (a strided EESP returns before its
-activation). A DataParallel ``module.`` prefix is removed.
+``level5_0.inp_reinf.*`` (the ImageNet model builds the level-5 DownSampler with an image
+shortcut but calls it without the image; kept with ``--detection``), each DownSampler's
+``eesp.module_act`` (a strided EESP returns before its activation) and, with ``--detection``,
+``classifier.*``. A DataParallel ``module.`` prefix is removed.
 """
 import argparse
 import os
@@ -58,10 +65,13 @@ def _unit(rest):
     raise KeyError(rest)
 
 
-def rename(key):
-    """mmext name for an official key, or (None, reason) for the keys mmext has no use for."""
-    if re.match(r'level5_0\.inp_reinf\.', key):
+def rename(key, detection=False):
+    """mmext name for an official key, or (None, reason) for the keys mmext has no use for
+    (``detection``: the EdgeNets detection backbone's keys, see the module docstring)."""
+    if not detection and re.match(r'level5_0\.inp_reinf\.', key):
         return None, 'level-5 DownSampler image shortcut: built but never called officially'
+    if detection and re.match(r'classifier\.', key):
+        return None, 'ImageNet classifier: not part of the detection backbone'
     if re.match(r'level\d_0\.eesp\.module_act\.', key):
         return None, 'strided EESP activation: the official unit returns before it'
     m = re.match(r'level1\.(.+)$', key)
@@ -85,12 +95,12 @@ def rename(key):
         n_eesp = {3: 3, 4: 7, 5: 3}[lv]
         if lv == 5 and i == n_eesp:  # depth-wise 3x3 CBR closing level 5
             return 'levels.3.4.' + _cbr(rest), None
-        if lv == 5 and i == n_eesp + 1:  # grouped 1x1 CBR of the ImageNet head
-            return 'head.0.' + _cbr(rest), None
+        if lv == 5 and i == n_eesp + 1:  # grouped 1x1 CBR to the final width
+            return 'levels.3.5.' + _cbr(rest), None
         return f'levels.{lv - 2}.{i + 1}.' + _unit(rest), None
     m = re.match(r'classifier\.(.+)$', key)
     if m:
-        return 'head.4.' + m.group(1), None
+        return 'head.3.' + m.group(1), None
     raise KeyError(key)
 
 
@@ -108,7 +118,7 @@ def infer_widen_factor(state):
     return found[0]
 
 
-def convert(src, dst, widen_factor=None, num_classes=None):
+def convert(src, dst, widen_factor=None, num_classes=None, detection=False):
     import torch
     if not osp.isfile(src):
         raise ConversionError(f'no such file: {src!r}')
@@ -125,14 +135,17 @@ def convert(src, dst, widen_factor=None, num_classes=None):
             f'--widen-factor {widen_factor} expects level2_0.act.weight of shape '
             f'({ESPNETV2_WIDTHS[float(widen_factor)][1]},), found '
             f'{tuple(state["level2_0.act.weight"].shape)} (width scale {found})')
-    if num_classes is None:
+    if detection:
+        num_classes = 0
+    elif num_classes is None:
         num_classes = state['classifier.weight'].shape[0] if 'classifier.weight' in state else 0
     from mmext.models.backbones.espnetv2 import ESPNetv2
-    expected = ESPNetv2(widen_factor=found, num_classes=num_classes).state_dict()
+    expected = ESPNetv2(widen_factor=found, num_classes=num_classes,
+                        level5_image_shortcut=detection).state_dict()
     out, dropped = OrderedDict(), []
     for key, value in state.items():
         try:
-            name, reason = rename(key)
+            name, reason = rename(key, detection)
         except KeyError:
             raise ConversionError(f'unexpected key {key!r} for an EdgeNets ESPNetv2') from None
         if name is None:
@@ -168,9 +181,12 @@ def main(argv=None):
     parser.add_argument('dst', help='output mmengine checkpoint')
     parser.add_argument('--widen-factor', type=float, default=None,
                         help='expected width scale s (default: read from the weights)')
+    parser.add_argument('--detection', action='store_true',
+                        help='write the EdgeNets detection backbone (no classifier, level-5 '
+                             'image shortcut kept)')
     args = parser.parse_args(argv)
     try:
-        info = convert(args.src, args.dst, args.widen_factor)
+        info = convert(args.src, args.dst, args.widen_factor, detection=args.detection)
     except ConversionError as e:
         print(f'espnetv2_official2mmext: error: {e}', file=sys.stderr)
         return 1

@@ -346,7 +346,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='TF checkpoint prefix, .index file or directory')
     parser.add_argument('dst', help='output mmengine checkpoint (.pth)')
-    parser.add_argument('--arch', required=True, choices=ARCHS, help='SpineNet variant')
+    parser.add_argument('--arch', required=True, type=str.upper, choices=ARCHS,
+                        help='SpineNet variant (case-insensitive)')
     parser.add_argument('--keep-all-classes', action='store_true',
                         help='keep all classifier classes (default: a 91-class COCO head '
                              'becomes mmdet\'s 80 COCO classes)')

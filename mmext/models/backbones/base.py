@@ -38,9 +38,14 @@ def check_out_indices(name: str, out_indices, num_outputs: int, meaning: str) ->
     """``out_indices`` as a tuple, or a ValueError naming the allowed ``0..num_outputs-1``
     (``meaning`` says what they are, e.g. ``'strides 4, 8, 16, 32'``)."""
     out_indices = tuple(out_indices)
-    if not out_indices or any(i not in range(num_outputs) for i in out_indices):
+    if not out_indices or any(isinstance(i, bool) or i not in range(num_outputs)
+                              for i in out_indices):
         raise ValueError(f'{name}: out_indices={out_indices} must be a non-empty subset of '
                          f'0..{num_outputs - 1} ({meaning})')
+    if len(set(out_indices)) != len(out_indices):
+        dup = sorted({i for i in out_indices if out_indices.count(i) > 1})
+        raise ValueError(f'{name}: out_indices={out_indices} repeats {dup}: each of '
+                         f'0..{num_outputs - 1} ({meaning}) may appear once')
     return out_indices
 
 
@@ -48,3 +53,29 @@ def check_frozen_stages(name: str, frozen_stages: int, num_stages: int) -> None:
     """ValueError unless ``-1 <= frozen_stages <= num_stages``."""
     if frozen_stages not in range(-1, num_stages + 1):
         raise ValueError(f'{name}: frozen_stages={frozen_stages} is not in -1..{num_stages}')
+
+
+def resolve_arch(name: str, arch, choices, prefix: str) -> str:
+    """The key of ``choices`` that ``arch`` names, or a ValueError listing them.
+
+    One rule for every mmext backbone: a variant is named as in its paper, case-insensitively,
+    with or without the family prefix -- ``'49S'``, ``'49s'``, ``'SpineNet-49S'`` and
+    ``'spinenet_49s'`` all name SpineNet-49S; ``'S'``, ``'s'``, ``'mixnet-s'`` MixNet-S."""
+    text = str(arch).strip()
+    lowered = text.lower()
+    for sep in ('-', '_', ''):
+        if lowered.startswith(prefix.lower() + sep) and len(lowered) > len(prefix + sep):
+            lowered = lowered[len(prefix + sep):]
+            break
+    for key in choices:
+        if lowered == str(key).lower():
+            return key
+    raise ValueError(f'{name}: arch={arch!r} is not one of {list(choices)} (case-insensitive, '
+                     f'with or without the prefix {prefix + "-"!r})')
+
+
+def check_positive_int(name: str, arg: str, value, minimum: int = 1) -> int:
+    """``value`` as an int, or a ValueError unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f'{name}: {arg}={value!r} must be an integer >= {minimum}')
+    return value

@@ -26,7 +26,8 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 
 from ...registry import MODELS
-from .base import FreezableBackbone, check_frozen_stages, check_out_indices
+from .base import (FreezableBackbone, check_frozen_stages, check_out_indices,
+                   check_positive_int, resolve_arch)
 from ..layers.igc import CLCBlock
 
 # arch -> stride-1 CLC blocks after each stage's strided block (official options a, b, c, d)
@@ -43,7 +44,8 @@ class CLCNet(FreezableBackbone):
     """clcNet backbone built from channel-local-convolution (CLC) blocks.
 
     Args:
-        arch (str): ``'A'`` or ``'B'`` (official ``a, b, c, d`` options), or pass
+        arch (str): ``'A'`` or ``'B'`` (official ``a, b, c, d`` options; case-insensitive,
+            with or without the prefix ``'clcnet-'``), or pass
             ``stage_blocks`` for a custom depth.
         stage_blocks (Sequence[int], optional): stride-1 blocks per stage; overrides ``arch``.
         in_channels (int): input image channels. Default 3.
@@ -82,16 +84,20 @@ class CLCNet(FreezableBackbone):
                         dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
         super().__init__(init_cfg)
         if stage_blocks is None:
-            if arch not in self.arch_settings:
-                raise KeyError(f'CLCNet: arch={arch!r} is not one of '
-                               f'{list(self.arch_settings)} (official clcnet.torch options)')
-            stage_blocks = self.arch_settings[arch]
+            stage_blocks = self.arch_settings[resolve_arch('CLCNet', arch, self.arch_settings,
+                                                           'clcnet')]
         stage_blocks = tuple(stage_blocks)
-        if len(stage_blocks) != 4 or any(b < 0 for b in stage_blocks):
-            raise ValueError(f'CLCNet: stage_blocks={stage_blocks} must be 4 counts >= 0')
+        if len(stage_blocks) != 4 or any(isinstance(b, bool) or not isinstance(b, int) or b < 0
+                                         for b in stage_blocks):
+            raise ValueError(f'CLCNet: stage_blocks={stage_blocks} must be 4 integer counts '
+                             f'>= 0')
+        check_positive_int('CLCNet', 'in_channels', in_channels)
+        check_positive_int('CLCNet', 'num_classes', num_classes, minimum=0)
+        check_positive_int('CLCNet', 'g2', g2)
         out_indices = check_out_indices('CLCNet', out_indices, 4, 'strides 4, 8, 16, 32')
         check_frozen_stages('CLCNet', frozen_stages, 4)
-        if group_width < 1 or any(c % group_width for c in STEM_CHANNELS + STAGE_CHANNELS):
+        check_positive_int('CLCNet', 'group_width', group_width)
+        if any(c % group_width for c in STEM_CHANNELS + STAGE_CHANNELS):
             raise ValueError(f'CLCNet: group_width={group_width} does not divide the channel '
                              f'widths {STEM_CHANNELS + STAGE_CHANNELS}')
         self.stage_blocks = stage_blocks

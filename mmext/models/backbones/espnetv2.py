@@ -9,10 +9,12 @@ the official ImageNet model (sacmehta/EdgeNets ``model/classification/espnetv2.p
 * level 1: 3x3/2 conv + BN + PReLU (stride 2);
 * levels 2-5: a :class:`~mmext.models.layers.eesp.StridedEESP` (strides 4, 8, 16, 32) followed by
   0 / 3 / 7 / 3 :class:`~mmext.models.layers.eesp.EESP` units; levels 2-4 take the long-range
-  shortcut from the input image, level 5 does not (as the official forward);
-* level 5 ends with a depth-wise 3x3 conv + BN + PReLU;
-* ImageNet head (``num_classes > 0``): grouped (K) 1x1 conv to the final width + BN + PReLU,
-  global average pool, dropout 0.2, linear.
+  shortcut from the input image; level 5 takes it in the EdgeNets detector
+  (``model/detection/espnetv2.py``, ``ESPNetv2SSD.forward`` passes the image to ``level5_0``)
+  but not in the ImageNet model (``EESPNet.forward`` calls ``level5_0`` without it);
+* level 5 ends with a depth-wise 3x3 conv + BN + PReLU, then the grouped (K) 1x1 conv to the
+  final width + BN + PReLU (official ``level5[3]``, ``level5[4]``);
+* ImageNet head (``num_classes > 0``): global average pool, dropout 0.2, linear.
 
 Dilation rates come from the receptive-field limits 13, 11, 9, 7, 5 of the five levels
 (official ``recept_limit``): (1, 2, 3, 4) up to the level-4 strided unit, (1, 1, 2, 3) for the
@@ -20,9 +22,13 @@ level-4 EESPs and the level-5 strided unit, (1, 1, 1, 2) for the level-5 EESPs.
 
 Outputs (``num_classes == 0``): a tuple of the levels in ``out_indices`` -- index ``i`` is level
 ``i + 1`` with stride ``2 ** (i + 1)`` and ``ESPNetv2.out_channels[i]`` channels, i.e. for
-``s = 2.0``: strides 2, 4, 8, 16, 32 with 32, 128, 256, 512, 1024 channels. Detection uses
-indices 1-4 (strides 4-32); the EdgeNets SSD takes indices 2-4. The final 1x1 expansion belongs to
-the classifier head only, as in the EdgeNets detector (``del basenet.level5[4]``).
+``s = 2.0``: strides 2, 4, 8, 16, 32 with 32, 128, 256, 512, 1280 channels. The EdgeNets SSD
+takes indices 2-4. Its detector keeps the final 1x1 (``#del self.basenet.level5[4]`` is commented
+out, so its level-5 features have the final width, 1280 at ``s = 2.0``) and feeds the image
+shortcut to level 5: both are the defaults here (``final_conv=True``,
+``level5_image_shortcut=None`` = on for detection). ``final_conv=False,
+level5_image_shortcut=False`` is mmext's earlier detection backbone (level 5 ends at the
+depth-wise conv with ``widths[4]`` channels, 1024 at ``s = 2.0``).
 """
 from typing import Sequence
 
@@ -31,7 +37,8 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 
 from ...registry import MODELS
-from .base import FreezableBackbone, check_frozen_stages, check_out_indices
+from .base import (FreezableBackbone, check_frozen_stages, check_out_indices,
+                   check_positive_int)
 from ..layers.eesp import EESP, StridedEESP
 
 # width scale s -> channels of levels 1..5 and of the final 1x1 (the paper's ImageNet table;
@@ -47,14 +54,34 @@ ESPNETV2_WIDTHS = {
 }
 
 # level -> (EESP units after the strided unit, receptive-field limit of the strided unit, of the
-# EESP units, image shortcut). Official: rep_layers [0, 3, 7, 3], recept_limit [13, 11, 9, 7, 5]
-# where the level-l strided unit uses limit[l - 2] and the level-l EESPs limit[l - 1].
+# EESP units, image shortcut in the ImageNet model). Official: rep_layers [0, 3, 7, 3],
+# recept_limit [13, 11, 9, 7, 5] where the level-l strided unit uses limit[l - 2] and the level-l
+# EESPs limit[l - 1]. Level 5's shortcut is ``level5_image_shortcut`` (on in the detector).
 ESPNETV2_LEVELS = {
     2: (0, 13, 11, True),
     3: (3, 11, 9, True),
     4: (7, 9, 7, True),
     5: (3, 7, 5, False),
 }
+
+
+def resolve_width(widen_factor) -> float:
+    """The width scale ``s`` as a key of ``ESPNETV2_WIDTHS``: a number or its text, with or
+    without the prefix ``'espnetv2-'`` (``2``, ``'2.0'``, ``'ESPNetv2-2.0'``), else a
+    ValueError listing the paper's scales."""
+    text = str(widen_factor).strip().lower()
+    for prefix in ('espnetv2-', 'espnetv2_', 'espnetv2'):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if isinstance(widen_factor, bool) or value not in ESPNETV2_WIDTHS:
+        raise ValueError(f'ESPNetv2: widen_factor={widen_factor!r} is not one of '
+                         f'{list(ESPNETV2_WIDTHS)} (the paper\'s width scales s)')
+    return value
 
 
 @MODELS.register_module()
@@ -73,6 +100,12 @@ class ESPNetv2(FreezableBackbone):
             ``forward`` returns ``(N, num_classes)`` logits -- for parameter/FLOP counting against
             the paper and classification pre-training. Default 0 (detection backbone).
         dropout (float): dropout before the classifier (official 0.2).
+        final_conv (bool): end level 5 with the grouped 1x1 conv to the final width, as the
+            official model and the EdgeNets detector. Default True; False ends it at the
+            depth-wise 3x3 (``widths[4]`` channels; detection only).
+        level5_image_shortcut (bool, optional): the image shortcut into the level-5 strided
+            unit. Default None: on for detection (EdgeNets ``ESPNetv2SSD``), off with the
+            ImageNet head (EdgeNets ``EESPNet``).
         frozen_stages (int): -1 freezes nothing; ``i`` in 1..5 freezes levels 1..i.
         norm_cfg (dict): norm layer. Default BN.
         norm_eval (bool): keep BN layers in eval mode while training. Default False.
@@ -90,6 +123,8 @@ class ESPNetv2(FreezableBackbone):
                  out_indices: Sequence[int] = (2, 3, 4),
                  num_classes: int = 0,
                  dropout: float = 0.2,
+                 final_conv: bool = True,
+                 level5_image_shortcut: bool = None,
                  frozen_stages: int = -1,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  norm_eval: bool = False,
@@ -99,11 +134,13 @@ class ESPNetv2(FreezableBackbone):
                         dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
                         dict(type='Normal', layer='Linear', std=0.001)]
         super().__init__(init_cfg)
-        try:
-            widths = self.arch_settings[float(widen_factor)]
-        except (KeyError, TypeError, ValueError):
-            raise KeyError(f'ESPNetv2: widen_factor={widen_factor!r} is not one of '
-                           f'{list(self.arch_settings)} (the paper\'s width scales)') from None
+        widen_factor = resolve_width(widen_factor)
+        widths = self.arch_settings[widen_factor]
+        check_positive_int('ESPNetv2', 'in_channels', in_channels)
+        check_positive_int('ESPNetv2', 'num_branches', num_branches)
+        check_positive_int('ESPNetv2', 'num_classes', num_classes, minimum=0)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f'ESPNetv2: dropout={dropout} must be in [0, 1)')
         out_indices = check_out_indices('ESPNetv2', out_indices, 5, 'levels 1-5, strides 2-32')
         check_frozen_stages('ESPNetv2', frozen_stages, 5)
         for i, c in enumerate(widths[1:5]):
@@ -117,7 +154,14 @@ class ESPNetv2(FreezableBackbone):
         self.with_classifier = num_classes > 0
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.out_channels = list(widths[:5])
+        if num_classes > 0 and not final_conv:
+            raise ValueError('ESPNetv2: final_conv=False drops the 1x1 the ImageNet head needs; '
+                             'use it with num_classes=0')
+        if level5_image_shortcut is None:
+            level5_image_shortcut = num_classes == 0
+        self.final_conv = bool(final_conv)
+        self.level5_image_shortcut = bool(level5_image_shortcut)
+        self.out_channels = list(widths[:4]) + [widths[5] if final_conv else widths[4]]
 
         prelu = lambda c: dict(type='PReLU', num_parameters=c)  # noqa: E731
         self.level1 = ConvModule(in_channels, widths[0], 3, stride=2, padding=1, bias=False,
@@ -125,6 +169,8 @@ class ESPNetv2(FreezableBackbone):
         self.levels = nn.ModuleList()
         for level, (num_units, rf_strided, rf_unit, image_shortcut) in ESPNETV2_LEVELS.items():
             c_in, c_out = widths[level - 2], widths[level - 1]
+            if level == 5:
+                image_shortcut = self.level5_image_shortcut
             units = [StridedEESP(c_in, c_out, num_branches, receptive_field_limit=rf_strided,
                                  image_channels=in_channels, image_shortcut=image_shortcut,
                                  norm_cfg=norm_cfg)]
@@ -132,15 +178,18 @@ class ESPNetv2(FreezableBackbone):
                            receptive_field_limit=rf_unit, norm_cfg=norm_cfg)
                       for _ in range(num_units)]
             if level == 5:
-                # official: depth-wise 3x3 + BN + PReLU closes level 5 (kept for detection)
+                # official level5[3]: depth-wise 3x3 + BN + PReLU
                 units.append(ConvModule(c_out, c_out, 3, padding=1, groups=c_out, bias=False,
                                         norm_cfg=norm_cfg, act_cfg=prelu(c_out)))
+                if final_conv:
+                    # official level5[4]: grouped 1x1 to the final width + BN + PReLU
+                    units.append(ConvModule(c_out, widths[5], 1, groups=num_branches,
+                                            bias=False, norm_cfg=norm_cfg,
+                                            act_cfg=prelu(widths[5])))
             self.levels.append(nn.ModuleList(units))
 
         if num_classes > 0:
             self.head = nn.Sequential(
-                ConvModule(widths[4], widths[5], 1, groups=num_branches, bias=False,
-                           norm_cfg=norm_cfg, act_cfg=prelu(widths[5])),
                 nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Dropout(dropout),
                 nn.Linear(widths[5], num_classes))
 

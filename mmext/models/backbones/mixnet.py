@@ -52,7 +52,8 @@ from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from ...registry import MODELS
-from .base import FreezableBackbone, check_frozen_stages, check_out_indices
+from .base import (FreezableBackbone, check_frozen_stages, check_out_indices,
+                   check_positive_int, resolve_arch)
 from ..layers.mixconv import GroupedPointwiseConv2d, MixConv2d
 from ..layers.same_padding import convert_to_same_padding
 
@@ -109,6 +110,25 @@ ARCH_SETTINGS = {
     'L': dict(stem=24, blocks=MIXNET_M_BLOCKS, width=1.3, dropout=0.25),
 }
 HEAD_CHANNELS = 1536  # official feature_size; not scaled by the width multiplier
+
+# Official initialisers (tensorflow/tpu mnasnet/mixnet/mixnet_model.py; timm _init_weight_goog):
+# conv_kernel_initializer -- normal, std sqrt(2 / fan_out), fan_out = k * k * out_channels /
+# groups (a depth-wise kernel's fan-out is k * k); dense_kernel_initializer -- uniform in
+# +-1 / sqrt(out_features); biases 0; BN weight 1, bias 0.
+OFFICIAL_INIT_CFG = [
+    dict(type='VarianceScaling', layer='Conv2d', scale=2.0, mode='fan_out',
+         distribution='normal'),
+    dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
+    dict(type='VarianceScaling', layer='Linear', scale=1.0 / 3, mode='fan_out',
+         distribution='uniform'),
+]
+# mmext's init before it followed the official one: mmengine's Kaiming fan-out counts
+# k * k * out_channels for a depth-wise conv too, so those start sqrt(C) times too small
+KAIMING_INIT_CFG = [
+    dict(type='Kaiming', layer='Conv2d', mode='fan_out'),
+    dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
+    dict(type='Normal', std=0.01, layer='Linear'),
+]
 ACTS = {'relu': dict(type='ReLU'), 'swish': dict(type='SiLU')}
 
 
@@ -184,10 +204,11 @@ class MixNet(FreezableBackbone):
     """MixNet backbone (S, M, L) with an optional ImageNet classification head.
 
     Args:
-        arch (str): ``'S'``, ``'M'`` or ``'L'`` (paper Sec. 5; L = M at width 1.3).
+        arch (str): ``'S'``, ``'M'`` or ``'L'`` (paper Sec. 5; L = M at width 1.3),
+            case-insensitive, optionally prefixed ``'mixnet-'`` (``'mixnet-s'``).
         in_channels (int): input image channels. Default 3.
         out_indices (Sequence[int]): features to return, indices into strides (4, 8, 16, 32).
-            Default (0, 1, 2, 3). Ignored when ``num_classes > 0``.
+            Default (0, 1, 2, 3). Unused (but still checked) when ``num_classes > 0``.
         num_classes (int): 0 (default) for a detection backbone; > 0 adds the ImageNet head
             (1x1 conv to 1536, BN, ReLU, average pool, dropout, linear) and returns logits.
         drop_path_rate (float): stochastic depth; block ``i`` of ``n`` drops with
@@ -204,7 +225,10 @@ class MixNet(FreezableBackbone):
         tf_padding (bool): strided convs pad as TF 'SAME' (asymmetric: the official TF
             weights and timm's ``tf_mixnet_*``). Default False (PyTorch's symmetric padding,
             timm's ``mixnet_*``).
-        init_cfg: mmengine init config; default Kaiming (fan_out) convs, BN weight 1.
+        init_cfg: mmengine init config; default the official one (``OFFICIAL_INIT_CFG``:
+            convs normal with std ``sqrt(2 / fan_out)``, ``fan_out = k * k * out / groups``;
+            linear uniform in ``+-1 / sqrt(out)``; BN 1 / 0). ``KAIMING_INIT_CFG`` is mmext's
+            earlier init (depth-wise convs about ``sqrt(C)`` times smaller).
 
     Attributes:
         out_channels (list[int]): channels of the returned features.
@@ -227,17 +251,16 @@ class MixNet(FreezableBackbone):
                  tf_padding: bool = False,
                  init_cfg=None):
         if init_cfg is None:
-            init_cfg = [dict(type='Kaiming', layer='Conv2d', mode='fan_out'),
-                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
-                        dict(type='Normal', std=0.01, layer='Linear')]
+            init_cfg = [dict(c) for c in OFFICIAL_INIT_CFG]
         super().__init__(init_cfg)
-        key = str(arch).upper()
-        if key not in self.arch_settings:
-            raise KeyError(f'MixNet: arch={arch!r} is not one of {list(self.arch_settings)}')
-        out_indices = tuple(out_indices)
-        if num_classes == 0:  # with the ImageNet head out_indices is unused
-            check_out_indices('MixNet', out_indices, len(self.output_strides),
-                              'strides 4, 8, 16, 32')
+        key = resolve_arch('MixNet', arch, self.arch_settings, 'mixnet')
+        check_positive_int('MixNet', 'in_channels', in_channels)
+        check_positive_int('MixNet', 'num_classes', num_classes, minimum=0)
+        # checked even with the ImageNet head (where it is unused): a bad value is a typo
+        out_indices = check_out_indices('MixNet', out_indices, len(self.output_strides),
+                                        'strides 4, 8, 16, 32')
+        if dropout is not None and not 0.0 <= dropout < 1.0:
+            raise ValueError(f'MixNet: dropout={dropout} must be in [0, 1)')
         check_frozen_stages('MixNet', frozen_stages, 4)
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f'MixNet: drop_path_rate={drop_path_rate} must be in [0, 1)')
@@ -407,7 +430,8 @@ def convert_timm_mixnet(state_dict: Dict[str, torch.Tensor],
 
 def mixnet_feature_channels(arch: str) -> List[int]:
     """Channels at strides 4, 8, 16, 32 (for necks), without building the model."""
-    setting = ARCH_SETTINGS[str(arch).upper()]
+    setting = ARCH_SETTINGS[resolve_arch('mixnet_feature_channels', arch, ARCH_SETTINGS,
+                                         'mixnet')]
     chans, stride, last = {}, 2, None
     for stage in setting['blocks']:
         for b in stage:

@@ -31,14 +31,16 @@ Outputs: a tuple of features for ``out_levels`` (default levels 3-7: strides 8, 
 128), each with ``endpoints_num_filters`` channels -- 128 for 49S, 256 for 49/96/143, 512 for
 190 -- so RetinaNet/Mask R-CNN heads attach with no FPN (``SpineNet.out_channels``).
 """
+import re
 from typing import NamedTuple, Sequence, Tuple
 
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_activation_layer
+from mmengine.logging import print_log
 
 from ...registry import MODELS
-from .base import FreezableBackbone
+from .base import FreezableBackbone, resolve_arch
 from ..layers.res_blocks import RES_BLOCKS, res_block_group
 from ..layers.same_padding import MaxPool2dSame, conv_module_same
 
@@ -93,6 +95,20 @@ TF_CONVENTIONS = {
 STEM_LEVEL = 2
 NUM_STEM_BLOCKS = 2
 MAX_LEVEL = 7
+
+# Official kernel initialiser: tensorflow/tpu nn_ops.conv2d_fixed_padding uses
+# tf.variance_scaling_initializer() and Model Garden's SpineNet kernel_initializer='VarianceScaling'
+# -- both scale 1, fan-in, truncated normal (std sqrt(1 / fan_in) after truncation).
+OFFICIAL_INIT_CFG = [
+    dict(type='VarianceScaling', layer='Conv2d', scale=1.0, mode='fan_in',
+         distribution='truncated_normal'),
+    dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
+]
+# mmext's init before it followed the official one (Kaiming normal, fan-out, ReLU gain)
+KAIMING_INIT_CFG = [
+    dict(type='Kaiming', layer='Conv2d'),
+    dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
+]
 
 
 class Resample(nn.Module):
@@ -157,7 +173,13 @@ class SpineNet(FreezableBackbone):
             ``'model_garden'`` or ``'tpu'`` (see the module docstring); ``None`` (default) is
             PyTorch's. BN ``eps``/``momentum`` come from the release unless ``norm_cfg`` sets
             them.
-        init_cfg: mmengine init config; default Kaiming conv / constant BN.
+        init_cfg: mmengine init config; default the official one (``OFFICIAL_INIT_CFG``:
+            TF variance scaling -- scale 1, fan-in, truncated normal -- on every conv; BN
+            weight 1, bias 0). ``KAIMING_INIT_CFG`` is mmext's earlier Kaiming fan-out init.
+
+    Loading: a state dict of a SpineNet with more ``out_levels`` (a full checkpoint) loads
+    into one with fewer: the tensors of the blocks and endpoints this one does not build are
+    dropped with a logged message; every other key must match as usual.
     """
     arch_settings = SCALING_MAP
 
@@ -174,17 +196,17 @@ class SpineNet(FreezableBackbone):
                  tf_compat=None,
                  init_cfg=None):
         if init_cfg is None:
-            init_cfg = [dict(type='Kaiming', layer='Conv2d'),
-                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+            init_cfg = [dict(c) for c in OFFICIAL_INIT_CFG]
         super().__init__(init_cfg)
-        arch = str(arch)
-        if arch not in self.arch_settings:
-            raise KeyError(f'SpineNet: arch={arch!r} is not one of '
-                           f'{list(self.arch_settings)} (paper Table 1)')
+        # paper Table 1 names, case-insensitive: '49S', '49s', 'SpineNet-49S'
+        arch = resolve_arch('SpineNet', arch, self.arch_settings, 'spinenet')
         out_levels = tuple(out_levels)
         if not out_levels or not set(out_levels) <= set(range(3, MAX_LEVEL + 1)):
             raise ValueError(f'SpineNet: out_levels={out_levels} must be a non-empty subset '
                              f'of (3, 4, 5, 6, 7)')
+        if len(set(out_levels)) != len(out_levels):
+            raise ValueError(f'SpineNet: out_levels={out_levels} repeats a level; each of '
+                             f'3..7 may appear once')
         if frozen_stages not in (-1, 0, 1):
             raise ValueError(f'SpineNet: frozen_stages={frozen_stages} must be -1, 0 or 1')
         if not 0.0 <= drop_path_rate < 1.0:
@@ -203,7 +225,7 @@ class SpineNet(FreezableBackbone):
         self.out_levels = out_levels
         self.norm_eval = norm_eval
         self.frozen_stages = frozen_stages
-        self.block_specs = [BlockSpec(*s) for s in (block_specs or SPINENET_BLOCK_SPECS)]
+        self.block_specs = self._check_block_specs(block_specs or SPINENET_BLOCK_SPECS)
         self.endpoints_num_filters = setting['endpoints_num_filters']
         self.out_channels = self.endpoints_num_filters
         scale, alpha, repeats = (setting['filter_scale'], setting['resample_alpha'],
@@ -256,6 +278,57 @@ class SpineNet(FreezableBackbone):
             str(lv): ConvModule(channels[self.output_block[lv]], self.endpoints_num_filters, 1,
                                 bias=False, **conv_kw) for lv in out_levels})
         self._freeze_stages()
+
+    @staticmethod
+    def _check_block_specs(specs):
+        """Block specs as ``BlockSpec``s, or a ValueError naming the bad one."""
+        out = []
+        for i, s in enumerate(specs):
+            try:
+                spec = BlockSpec(*s)
+            except TypeError:
+                raise ValueError(f'SpineNet: block_specs[{i}]={s!r} is not (level, block, '
+                                 f'(input0, input1), is_output)') from None
+            if isinstance(spec.level, bool) or spec.level not in FILTER_SIZE_MAP:
+                raise ValueError(f'SpineNet: block_specs[{i}] has level {spec.level!r}; '
+                                 f'levels are {sorted(FILTER_SIZE_MAP)} (official '
+                                 f'FILTER_SIZE_MAP)')
+            if len(tuple(spec.inputs)) != 2:
+                raise ValueError(f'SpineNet: block_specs[{i}] has inputs {spec.inputs!r}; '
+                                 f'each block fuses exactly two earlier blocks')
+            out.append(spec._replace(inputs=tuple(spec.inputs), is_output=bool(spec.is_output)))
+        if not out:
+            raise ValueError('SpineNet: block_specs is empty')
+        return out
+
+    def _pruned_prefixes(self):
+        """Module names (``resamples.i``, ``blocks.i``, ``endpoints.lv``) a SpineNet with every
+        output level has and this one does not build."""
+        names = [f'{kind}.{i}' for i, r in enumerate(self.resamples) if len(r) == 0
+                 for kind in ('resamples', 'blocks')]
+        names += [f'endpoints.{lv}' for lv in sorted(self.output_block)
+                  if str(lv) not in self.endpoints]
+        return names
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # A full SpineNet's checkpoint into one with fewer out_levels: drop what is not built.
+        # Runs before the children load (torch and mmengine both recurse parent first).
+        pruned = self._pruned_prefixes()
+        if pruned:
+            pattern = re.compile(re.escape(prefix) + '(' + '|'.join(map(re.escape, pruned)) +
+                                 r')\.')
+            dropped = sorted({m.group(1) for k in list(state_dict)
+                              for m in [pattern.match(k)] if m})
+            keys = [k for k in list(state_dict) if pattern.match(k)]
+            for k in keys:
+                del state_dict[k]
+            if keys:
+                print_log(f'SpineNet(out_levels={self.out_levels}): dropped {len(keys)} '
+                          f'tensors of {len(dropped)} modules it does not build '
+                          f'({", ".join(dropped)})', logger='current')
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def _plan(self, channels, levels, kinds, scale):
         """Walk the block list as the official code does: each block's filters and input

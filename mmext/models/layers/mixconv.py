@@ -129,7 +129,8 @@ class MixConv2d(nn.Module):
 
     Raises:
         ValueError: even or non-positive kernel, more groups than channels, a depthwise layer
-            with ``out_channels != in_channels``, an unknown split.
+            with ``out_channels != in_channels``, an unknown split, channels, stride, dilation
+            or groups that are not integers >= 1.
     """
 
     def __init__(self,
@@ -147,6 +148,13 @@ class MixConv2d(nn.Module):
         if impl not in IMPLS:
             raise ValueError(f'MixConv: impl={impl!r} is not one of {IMPLS}')
         out_channels = in_channels if out_channels is None else out_channels
+        for arg, value in (('in_channels', in_channels), ('out_channels', out_channels),
+                           ('stride', stride), ('dilation', dilation)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'MixConv: {arg}={value!r} must be an integer >= 1')
+        if num_groups is not None and (isinstance(num_groups, bool) or
+                                       not isinstance(num_groups, int) or num_groups < 1):
+            raise ValueError(f'MixConv: num_groups={num_groups!r} must be an integer >= 1')
         kernels = _kernel_list(kernel_size, num_groups)
         if depthwise and out_channels != in_channels:
             raise ValueError(f'MixConv: a depthwise MixConv keeps the channels, got '
@@ -220,6 +228,8 @@ class GroupedPointwiseConv2d(MixConv2d):
 
     def __init__(self, in_channels: int, out_channels: int, groups: int = 1,
                  bias: bool = False, split: str = 'equal'):
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f'GroupedPointwiseConv2d: groups={groups!r} must be an integer >= 1')
         if groups > min(in_channels, out_channels):
             raise ValueError(f'GroupedPointwiseConv2d: {groups} groups for {in_channels} -> '
                              f'{out_channels} channels: at most {min(in_channels, out_channels)}')
