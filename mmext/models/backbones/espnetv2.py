@@ -143,6 +143,8 @@ class ESPNetv2(FreezableBackbone):
                            norm_cfg=norm_cfg, act_cfg=prelu(widths[5])),
                 nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Dropout(dropout),
                 nn.Linear(widths[5], num_classes))
+        # frozen before any wrapper (DDP) sees the parameters, not only in train()
+        self._freeze_stages()
 
     def forward(self, x: torch.Tensor):
         image = x
