@@ -87,6 +87,7 @@ def test_every_mmext_backbone_with_frozen_stages_is_covered():
     assert with_frozen == set(BACKBONES)
 
 
+@pytest.mark.slow  # one 2-process spawn for all backbones: ~40 s on 2 busy cores
 @pytest.mark.parametrize('name', sorted(BACKBONES))
 def test_frozen_stages_train_under_ddp(ddp_results, name):
     res = ddp_results[name]
@@ -96,7 +97,8 @@ def test_frozen_stages_train_under_ddp(ddp_results, name):
 
 @pytest.mark.parametrize('name', sorted(BACKBONES))
 def test_frozen_stages_are_frozen_when_built(name):
-    """What DDP sees at wrap time: no gradient is asked of a frozen parameter before train()."""
+    """What DDP sees at wrap time (the fast guard of the DDP test above): no gradient is asked
+    of a frozen parameter before train()."""
     kwargs, _ = BACKBONES[name]
     model = getattr(mmext_backbones, name)(**kwargs)
     frozen = {id(p) for m in model.frozen_modules() for p in m.parameters()}
