@@ -9,6 +9,7 @@ import sys
 from mmengine.config import Config, DictAction
 
 import mmext  # noqa: F401
+from mmext.models.detectors.distillation import TeacherLoadError
 from mmext.utils.checkpoint_compat import UnsafeCheckpointError
 from mmext.utils.launch import (DatasetNotFoundError, apply_common_args, build_runner,
                                 check_data_paths, explain_empty_dataset)
@@ -52,7 +53,10 @@ def main():
         check_data_paths(cfg, phases=('test', ))
     except DatasetNotFoundError as e:
         sys.exit(f'error: {e}')
-    runner = build_runner(cfg)
+    try:
+        runner = build_runner(cfg)
+    except TeacherLoadError as e:  # a distillation config: the teacher is built too
+        sys.exit(f'error: {e}')
     if args.out is not None:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))

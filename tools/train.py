@@ -12,6 +12,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 import mmext  # noqa: F401  (registers mmext modules, checkpoint compatibility)
+from mmext.models.detectors.distillation import TeacherLoadError
 from mmext.utils.checkpoint_compat import UnsafeCheckpointError
 from mmext.utils.launch import (DatasetNotFoundError, apply_common_args, build_runner,
                                 check_data_paths, explain_empty_dataset)
@@ -67,7 +68,8 @@ def main():
         sys.exit(f'error: {e}')
     try:
         build_runner(cfg).train()
-    except UnsafeCheckpointError as e:  # load_from, --resume or init_cfg=Pretrained
+    # load_from, --resume, init_cfg=Pretrained or a distillation teacher's config/checkpoint
+    except (UnsafeCheckpointError, TeacherLoadError) as e:
         sys.exit(f'error: {e}')
     except ValueError as e:  # mmengine's bare message for a dataset with no items
         reason = 'need at least one array' in str(e) and explain_empty_dataset(cfg)

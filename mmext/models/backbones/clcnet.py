@@ -126,6 +126,8 @@ class CLCNet(FreezableBackbone):
         if num_classes > 0:
             self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
                                       nn.Linear(c_in, num_classes))
+        # frozen before any wrapper (DDP) sees the parameters, not only in train()
+        self._freeze_stages()
 
     def forward(self, x: torch.Tensor):
         x = self.stem(x)

@@ -192,6 +192,8 @@ class ESPNetv2(FreezableBackbone):
             self.head = nn.Sequential(
                 nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Dropout(dropout),
                 nn.Linear(widths[5], num_classes))
+        # frozen before any wrapper (DDP) sees the parameters, not only in train()
+        self._freeze_stages()
 
     def forward(self, x: torch.Tensor):
         image = x

@@ -8,26 +8,31 @@ imitation on the neck outputs through a 1x1 adapter (:class:`FeatureImitationLos
 
 MMDetection's own ``KnowledgeDistillationSingleStageDetector`` distils only GFL's box
 distributions (LD) through a GFL-specific head; this one reads the classification outputs of
-any dense head below, so any mmext/mmdet backbone and neck pair works:
+any mmdet dense head whose class scores are per location, so any backbone / neck / head works.
+One adapter (:func:`cls_layout`, :func:`classification_outputs`) reads them from the head's
+forward output and attributes: the first output is a list over levels of
+``(N, A_l * K, H, W)`` maps, prior-major, with ``A_l`` priors per location at level ``l`` (the
+prior generator's ``num_base_priors``, a list for SSD) and ``K = cls_out_channels`` values per
+prior; the form is the head's (``use_sigmoid_cls``: one binary distribution per class, else a
+softmax over the classes and SSD's background channel). Tested on RetinaNet, SSD / SSDLite,
+FCOS, ATSS, GFL, FreeAnchor, FSAF, PAA, TOOD, VFNet, RTMDet, AutoAssign, FoveaBox, RepPoints,
+YOLOX, RPN, CenterNet / CenterNetStacked, YOLOv3 / Gaussian YOLOv3. What the adapter adapts:
 
-============================  ======================  =========================================
-head                          outputs distilled       form
-============================  ======================  =========================================
-RetinaNet (``AnchorHead``:    class scores of every   sigmoid (softmax if the head uses softmax,
-RetinaHead,                   level and anchor        ``use_sigmoid=False``)
-RetinaSepBNActHead ...)
-CenterNet / CenterNetStacked  class heatmaps (every   sigmoid (the head outputs probabilities;
-                              stage or the last,      they are mapped back to logits)
-                              ``centernet_stages``)
-YOLOv3 / GaussianYOLOV3Head   class logits and        sigmoid; the class term is weighted by the
-                              objectness per anchor   teacher's objectness (YOLOv3 trains classes
-                                                      only where an object is)
-============================  ======================  =========================================
+* heads whose scores are probabilities (CenterNet's heatmaps, a ``loss_cls`` with
+  ``activated=True`` such as TOOD's) are mapped back to logits, so that T applies;
+* YOLOv3's maps pack box, objectness and classes per prior: the objectness is distilled too
+  (``loss_kd_obj``) and the class term is weighted by the teacher's objectness (YOLOv3 trains
+  classes only where an object is);
+* :class:`CenterNetStackedHead`: every stage or the last (``centernet_stages``).
 
-Head outputs must align (levels, anchors, classes, feature-map sizes): the teacher sees the
-student's batch (re-normalised with its own mean/std), so the two may differ in backbone and
-input resolution handling only where the heads still produce the same shapes; otherwise
-``ValueError`` names the outputs whose shapes differ.
+Checked when the model is built (``ValueError`` naming the heads): the same classes
+(``num_classes``), form (sigmoid / softmax), objectness, levels and priors per level, strides,
+and the same anchors (anchor ``a`` of a level must be the same box in both heads). The
+feature-map sizes depend on the input and are checked at the step (``ValueError`` naming the
+outputs whose shapes differ): the teacher sees the student's batch (re-normalised with its own
+mean/std). A head without per-location class scores is a ``TypeError`` at build time; a missing
+or unreadable teacher config / checkpoint a :class:`TeacherLoadError` naming the path and the
+config key (tools/train.py prints it without a traceback).
 
 Saving: the teacher is kept outside the module tree (a plain attribute, as mmdet does), so it is
 in neither ``state_dict`` nor the optimizer; the feature adapters are dropped from the
@@ -36,11 +41,12 @@ into the student's own config; ``tools/test.py STUDENT_CONFIG CKPT`` evaluates i
 distillation run restarts the adapters from their initialisation (the optimizer state is kept).
 """
 import os.path as osp
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
-from mmdet.models.dense_heads import AnchorHead, CenterNetHead, YOLOV3Head
+from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.structures import SampleList
@@ -57,14 +63,125 @@ ADAPTER_PREFIX = 'feature_loss.'
 _REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
-def _levels_last(x: Tensor, num_priors: int) -> Tensor:
-    """(N, A * K, H, W) -> (N, H, W, A, K): priors and their K values in the last two dims."""
-    n, ak, h, w = x.shape
-    return x.view(n, num_priors, ak // num_priors, h, w).permute(0, 3, 4, 1, 2)
+class TeacherLoadError(RuntimeError):
+    """The teacher's config or checkpoint is missing or cannot be loaded (names the config
+    key); tools/train.py and tools/test.py print it without a traceback."""
 
 
-def classification_outputs(head: nn.Module, outs: tuple,
-                           centernet_stages: str = 'all') -> List[HeadOutput]:
+@dataclass(frozen=True)
+class ClsLayout:
+    """Where a dense head's forward output keeps its per-location classification.
+
+    ``head(feats)[0]`` is a list over levels (CenterNetStackedHead: over stages) of
+    ``(N, A_l * K, H, W)`` maps, prior-major (channel ``a * K + k``), as every mmdet dense head
+    lays them out for its own loss (``permute(0, 2, 3, 1).reshape(-1, K)``). Of the ``K``
+    values of a prior, ``channels`` classification channels start at ``cls_start``.
+
+    Attributes:
+        head (str): the head's type name (for messages).
+        num_classes (int): the dataset's classes.
+        form (str): ``'sigmoid'`` (one binary distribution per class) or ``'softmax'`` (one
+            distribution over ``channels`` = classes + background, SSD).
+        channels (int): classification channels per prior.
+        values_per_prior (int): ``K``.
+        cls_start (int): first classification channel of a prior (YOLOv3: after box and
+            objectness).
+        obj_index (int, optional): the objectness channel of a prior (YOLOv3), else None.
+        activated (bool): the head outputs probabilities, not logits (CenterNet's heatmaps,
+            heads whose classification loss has ``activated=True`` such as TOOD).
+        priors (tuple, optional): priors per location of each level (anchors; 1 for
+            anchor-free heads), None if the head does not say how many levels it has.
+        default_priors (int): priors per location when ``priors`` is None.
+        group (str): the name of the loss (``loss_kd_<group>``): ``heatmap`` or ``cls``.
+        keep_last (bool): distil only the last map of the list (CenterNetStackedHead's last
+            stage, ``centernet_stages='last'``).
+    """
+    head: str
+    num_classes: int
+    form: str
+    channels: int
+    values_per_prior: int
+    cls_start: int = 0
+    obj_index: Optional[int] = None
+    activated: bool = False
+    priors: Optional[Tuple[int, ...]] = None
+    default_priors: int = 1
+    group: str = 'cls'
+    keep_last: bool = False
+
+    def priors_at(self, level: int) -> int:
+        return self.priors[level] if self.priors is not None else self.default_priors
+
+    def describe(self) -> str:
+        kind = (f'softmax over {self.channels} channels ({self.num_classes} classes + '
+                f'background)' if self.form == 'softmax' else
+                f'sigmoid, {self.num_classes} classes')
+        return f'{self.head} ({kind})'
+
+
+SUPPORTED_HEADS = ('mmdet dense heads with per-location class scores: AnchorHead / '
+                   'AnchorFreeHead subclasses (RetinaNet, SSD, FCOS, ATSS, GFL, FreeAnchor, '
+                   'VFNet, TOOD ...), YOLOX / RTMDet, CenterNetHead (CenterNetStackedHead), '
+                   'YOLOV3Head (GaussianYOLOV3Head)')
+
+
+def cls_layout(head: nn.Module, centernet_stages: str = 'all') -> ClsLayout:
+    """Read a dense head's classification layout from its attributes.
+
+    One reading for every head: ``cls_out_channels`` and ``use_sigmoid_cls`` (what mmdet's
+    dense heads define, SSD's background channel included), priors per level from the prior
+    generator (SSD: a list), YOLOv3's packed ``num_attrib`` maps, CenterNet's per-class
+    heatmaps (sigmoid probabilities, ``loss_center_heatmap``).
+
+    Raises:
+        TypeError: the head has no per-location classification output.
+    """
+    name = type(head).__name__
+    num_classes = getattr(head, 'num_classes', None)
+    if not isinstance(head, BaseDenseHead) or not isinstance(num_classes, int):
+        raise TypeError(f'Distillation: head {name} is not supported (no per-location class '
+                        f'scores); supported: {SUPPORTED_HEADS}')
+    loss_cls = getattr(head, 'loss_cls', None)
+    common = {}
+    if hasattr(head, 'num_attrib'):
+        # YOLOv3 family: per prior the box (4, Gaussian YOLOv3: 8), objectness, classes
+        obj = head.num_attrib - num_classes - 1
+        common = dict(form='sigmoid', channels=num_classes, values_per_prior=head.num_attrib,
+                      cls_start=obj + 1, obj_index=obj)
+    elif hasattr(head, 'cls_out_channels'):
+        sigmoid = getattr(head, 'use_sigmoid_cls', head.cls_out_channels == num_classes)
+        common = dict(form='sigmoid' if sigmoid else 'softmax', channels=head.cls_out_channels,
+                      values_per_prior=head.cls_out_channels)
+    elif hasattr(head, 'loss_center_heatmap'):
+        # CenterNet: one heatmap per class, output after its sigmoid (GaussianFocalLoss takes
+        # probabilities)
+        loss_cls = None
+        common = dict(form='sigmoid', channels=num_classes, values_per_prior=num_classes,
+                      activated=True, group='heatmap')
+    else:
+        raise TypeError(f'Distillation: head {name} is not supported (it defines neither '
+                        f'cls_out_channels, num_attrib nor a class heatmap); supported: '
+                        f'{SUPPORTED_HEADS}')
+    if loss_cls is not None and getattr(loss_cls, 'activated', False):
+        common['activated'] = True  # e.g. TOOD: sqrt(sigmoid(cls) * sigmoid(prob))
+    gen = getattr(head, 'prior_generator', None)
+    priors = getattr(gen, 'num_base_priors', None)
+    num_stages = getattr(head, 'num_stages', None)
+    keep_last = False
+    if isinstance(priors, (list, tuple)):
+        priors = tuple(int(a) for a in priors)
+    elif common.get('group') == 'heatmap' and num_stages is not None:
+        keep_last = centernet_stages == 'last' and num_stages > 1
+        priors = (1, ) * (1 if keep_last else num_stages)
+    else:
+        priors = None
+    default = getattr(head, 'num_base_priors', 1)
+    return ClsLayout(head=name, num_classes=num_classes, priors=priors, keep_last=keep_last,
+                     default_priors=default if isinstance(default, int) else 1, **common)
+
+
+def classification_outputs(head: nn.Module, outs: tuple, centernet_stages: str = 'all',
+                           layout: Optional[ClsLayout] = None) -> List[HeadOutput]:
     """The classification outputs of a dense head's forward, as class-last logits.
 
     Args:
@@ -73,35 +190,65 @@ def classification_outputs(head: nn.Module, outs: tuple,
         centernet_stages (str): for :class:`CenterNetStackedHead`, distil ``'all'`` stages
             (every stage is supervised, so every stage gets the teacher's matching stage) or
             only the ``'last'`` one (the stage used for prediction).
+        layout (ClsLayout, optional): ``cls_layout(head, centernet_stages)`` if not given.
 
     Returns:
-        list: ``(name, logits (N, ..., C), form, weight or None)`` per output tensor.
+        list: ``(name, logits (N, H, W, A, C), form, weight or None)`` per level; YOLOv3 heads
+        add ``obj_l<i>`` (objectness, ``C = 1``) before each level's classes, whose weight is
+        then the objectness probability (YOLOv3 trains classes only where an object is).
     """
-    if isinstance(head, YOLOV3Head):
-        # (cls after objectness; GaussianYOLOV3Head has 8 box values before it, YOLOv3 4)
-        obj_idx = head.num_attrib - head.num_classes - 1
-        items = []
-        for lvl, pred in enumerate(outs[0]):
-            p = _levels_last(pred, head.num_base_priors)
-            obj = p[..., obj_idx:obj_idx + 1]
+    layout = layout or cls_layout(head, centernet_stages)
+    maps = list(outs[0])
+    if layout.keep_last:
+        maps = maps[-1:]
+    if layout.priors is not None and len(maps) != len(layout.priors):
+        what = 'stages' if layout.group == 'heatmap' else 'levels of its prior generator'
+        raise ValueError(f'Distillation: {layout.head} gave {len(maps)} classification maps, '
+                         f'expected {len(layout.priors)} ({what})')
+    items = []
+    for lvl, m in enumerate(maps):
+        n, c, h, w = m.shape
+        a, k = layout.priors_at(lvl), layout.values_per_prior
+        if c != a * k:
+            raise ValueError(f'Distillation: {layout.head} level {lvl}: the classification map '
+                             f'has {c} channels, expected {a} priors x {k}')
+        p = m.view(n, a, k, h, w).permute(0, 3, 4, 1, 2)  # (N, H, W, A, K)
+        cls = p[..., layout.cls_start:layout.cls_start + layout.channels]
+        if layout.activated:
+            # probabilities back to logits, so that the temperature applies
+            cls = torch.logit(cls.float(), eps=1e-6)
+        weight = None
+        if layout.obj_index is not None:
+            obj = p[..., layout.obj_index:layout.obj_index + 1]
             items.append((f'obj_l{lvl}', obj, 'sigmoid', None))
-            items.append((f'cls_l{lvl}', p[..., obj_idx + 1:], 'sigmoid',
-                          torch.sigmoid(obj[..., 0]).detach()))
-        return items
-    if isinstance(head, CenterNetHead):
-        heatmaps = outs[0]
-        if getattr(head, 'num_stages', 1) > 1 and centernet_stages == 'last':
-            heatmaps = heatmaps[-1:]
-        # CenterNet's heads output sigmoid probabilities: back to logits for the temperature
-        return [(f'heatmap_{i}', torch.logit(hm.float(), eps=1e-6).permute(0, 2, 3, 1),
-                 'sigmoid', None) for i, hm in enumerate(heatmaps)]
-    if isinstance(head, AnchorHead):
-        form = 'sigmoid' if head.use_sigmoid_cls else 'softmax'
-        return [(f'cls_l{lvl}', _levels_last(s, head.num_base_priors), form, None)
-                for lvl, s in enumerate(outs[0])]
-    raise TypeError(f'classification_outputs: head {type(head).__name__} is not supported; '
-                    f'supported: AnchorHead subclasses (RetinaNet...), CenterNetHead '
-                    f'(CenterNetStackedHead), YOLOV3Head (GaussianYOLOV3Head)')
+            weight = torch.sigmoid(obj[..., 0]).detach()
+        name = f'heatmap_{lvl}' if layout.group == 'heatmap' else f'cls_l{lvl}'
+        items.append((name, cls, layout.form, weight))
+    return items
+
+
+def check_compatible(student: ClsLayout, teacher: ClsLayout) -> None:
+    """Raise ``ValueError`` when the two heads' classification outputs cannot be matched:
+    different classes, forms (sigmoid / softmax), objectness, levels or priors per level."""
+    s, t = student, teacher
+    errors = []
+    if s.num_classes != t.num_classes:
+        errors.append(f'the student head {s.head} has num_classes={s.num_classes}, the '
+                      f'teacher head {t.head} num_classes={t.num_classes} (the soft targets '
+                      f'need the same classes in the same order)')
+    elif s.form != t.form or s.channels != t.channels:
+        errors.append(f'the student head is {s.describe()}, the teacher head '
+                      f'{t.describe()}: both must use the same form')
+    if (s.obj_index is None) != (t.obj_index is None):
+        errors.append(f'only the {"student" if t.obj_index is None else "teacher"} head has '
+                      f'an objectness output ({s.head} vs {t.head})')
+    if s.priors is not None and t.priors is not None and s.priors != t.priors:
+        what = 'stages' if s.group == 'heatmap' else 'levels'
+        errors.append(f'priors per location of each of the {what}: student {s.head} '
+                      f'{list(s.priors)} vs teacher {t.head} {list(t.priors)}')
+    if errors:
+        raise ValueError('Distillation: teacher and student heads do not match: '
+                         + '; '.join(errors))
 
 
 def check_aligned(student: List[HeadOutput], teacher: List[HeadOutput]) -> None:
@@ -120,24 +267,35 @@ def check_aligned(student: List[HeadOutput], teacher: List[HeadOutput]) -> None:
 
 
 def check_priors(student_head: nn.Module, teacher_head: nn.Module) -> None:
-    """Raise ``ValueError`` when the heads' anchors differ (same index, different box).
+    """Raise ``ValueError`` when the heads' priors differ (strides, or same index, different box).
 
     Anchor ``a`` of a level must be the same box in both heads, otherwise the soft targets of
     one anchor would teach another (e.g. mmdet RetinaNet's octave_base_scale 4 vs SpineNet's 3).
+    Point generators (FCOS ...) must agree on strides and offset. An anchor head and a point
+    head with one prior per location and the same strides may be paired (the same feature
+    location is compared).
     """
     s_gen = getattr(student_head, 'prior_generator', None)
     t_gen = getattr(teacher_head, 'prior_generator', None)
-    if s_gen is None or t_gen is None or not hasattr(s_gen, 'base_anchors'):
+    if s_gen is None or t_gen is None:
         return
-    s_anchors, t_anchors = s_gen.base_anchors, t_gen.base_anchors
-    diff = [f'level {i}: student {s.tolist()} vs teacher {t.tolist()}'
-            for i, (s, t) in enumerate(zip(s_anchors, t_anchors))
-            if s.shape != t.shape or not torch.allclose(s, t)]
-    if len(s_anchors) != len(t_anchors) or list(s_gen.strides) != list(t_gen.strides):
-        diff.insert(0, f'strides: student {list(s_gen.strides)} vs teacher {list(t_gen.strides)}')
+    diff = []
+    s_strides = [tuple(x) for x in getattr(s_gen, 'strides', [])]
+    t_strides = [tuple(x) for x in getattr(t_gen, 'strides', [])]
+    if s_strides != t_strides:
+        diff.append(f'strides: student {s_strides} vs teacher {t_strides}')
+    anchors = [hasattr(g, 'base_anchors') for g in (s_gen, t_gen)]
+    if all(anchors):
+        diff += [f'level {i}: student {s.tolist()} vs teacher {t.tolist()}'
+                 for i, (s, t) in enumerate(zip(s_gen.base_anchors, t_gen.base_anchors))
+                 if s.shape != t.shape or not torch.allclose(s, t)]
+    elif not any(anchors) and getattr(s_gen, 'offset', None) != getattr(t_gen, 'offset', None):
+        diff.append(f'point offset: student {getattr(s_gen, "offset", None)} vs teacher '
+                    f'{getattr(t_gen, "offset", None)}')
     if diff:
-        raise ValueError('Distillation: teacher and student anchors differ (set the student\'s '
-                         'anchor_generator to the teacher\'s): ' + '; '.join(diff))
+        kind = 'anchor' if all(anchors) else 'prior'
+        raise ValueError(f'Distillation: teacher and student {kind}s differ (set the student\'s '
+                         f'{kind}_generator to the teacher\'s): ' + '; '.join(diff))
 
 
 def _resolve(path: Union[str, Path]) -> str:
@@ -149,6 +307,14 @@ def _resolve(path: Union[str, Path]) -> str:
     return alt if osp.exists(alt) else path
 
 
+def _not_found(key: str, given, hint: str) -> TeacherLoadError:
+    given = str(given)
+    where = repr(given) if osp.isabs(given) else \
+        f'{given!r} (nor {osp.join(_REPO_ROOT, given)!r})'
+    return TeacherLoadError(f'DistillationSingleStageDetector: model.{key}={given!r}: no such '
+                            f'file: {where}. {hint}')
+
+
 @MODELS.register_module()
 class DistillationSingleStageDetector(SingleStageDetector):
     """A single-stage student detector trained with a frozen teacher's soft targets.
@@ -158,8 +324,9 @@ class DistillationSingleStageDetector(SingleStageDetector):
             student, exactly as in :class:`mmdet.models.SingleStageDetector`.
         teacher_config (str | dict): the teacher's config file (or its Config); its ``model``
             is built. Paths are tried as given, then relative to the mmext checkout.
-        teacher_ckpt (str, optional): the teacher's checkpoint, loaded strictly. None keeps a
-            randomly initialised teacher (tests only).
+        teacher_ckpt (str, optional): the teacher's checkpoint, loaded strictly (a missing or
+            unloadable file: :class:`TeacherLoadError`). None keeps a randomly initialised
+            teacher (tests only).
         distill_loss (dict, optional): the soft-target term,
             ``dict(type='SoftTargetDistillLoss', temperature=T, loss_weight=w)``; None: off.
         feature_loss (dict, optional): feature imitation on the neck outputs,
@@ -201,22 +368,48 @@ class DistillationSingleStageDetector(SingleStageDetector):
         self.distill_loss = MODELS.build(distill_loss) if distill_loss else None
         self.feature_loss = MODELS.build(feature_loss) if feature_loss else None
         self.teacher = self._build_teacher(teacher_config, teacher_ckpt)
-        check_priors(self.bbox_head, self.teacher.bbox_head)
+        # incompatible heads fail here, when the model is built, not at the first step
+        self.cls_layouts = None
+        if self.distill_loss is not None:
+            self.cls_layouts = (cls_layout(self.bbox_head, centernet_stages),
+                                cls_layout(self.teacher.bbox_head, centernet_stages))
+            check_compatible(*self.cls_layouts)
+            check_priors(self.bbox_head, self.teacher.bbox_head)
         # the adapters exist for training only: keep the checkpoint a plain student
         self._register_state_dict_hook(_drop_adapter_keys)
 
     # ----------------------------------------------------------------- teacher
     @staticmethod
     def _build_teacher(teacher_config, teacher_ckpt) -> nn.Module:
+        cfg_name = 'a dict'
         if isinstance(teacher_config, (str, Path)):
-            teacher_config = Config.fromfile(_resolve(teacher_config))
+            cfg_name = repr(str(teacher_config))
+            path = _resolve(teacher_config)
+            if not osp.isfile(path):
+                raise _not_found('teacher_config', teacher_config,
+                                 'Point it at the teacher\'s config file.')
+            teacher_config = Config.fromfile(path)
         elif isinstance(teacher_config, dict) and not isinstance(teacher_config, Config):
             teacher_config = Config(dict(teacher_config))
         cfg = adapt_cfg_to_device(teacher_config)  # SyncBN -> BN without CUDA, as train.py
         teacher = MODELS.build(cfg['model'])
         if teacher_ckpt is not None:
-            load_checkpoint(teacher, _resolve(teacher_ckpt), map_location='cpu', strict=True,
-                            logger='current')
+            path = _resolve(teacher_ckpt)
+            if '://' not in path and not osp.isfile(path):
+                raise _not_found(
+                    'teacher_ckpt', teacher_ckpt,
+                    f'Train the teacher first (python tools/train.py <the config of '
+                    f'model.teacher_config={cfg_name}>) and point model.teacher_ckpt at its '
+                    f'checkpoint: --cfg-options model.teacher_ckpt=PATH '
+                    f'(model.teacher_ckpt=None: a random teacher, for tests only).')
+            try:
+                load_checkpoint(teacher, path, map_location='cpu', strict=True,
+                                logger='current')
+            except Exception as e:  # unreadable file, foreign keys, refused pickle ...
+                raise TeacherLoadError(
+                    f'DistillationSingleStageDetector: model.teacher_ckpt={str(teacher_ckpt)!r} '
+                    f'({path}) cannot be loaded into the teacher built from '
+                    f'model.teacher_config={cfg_name}: {type(e).__name__}: {e}') from e
         else:
             teacher.init_weights()
         teacher.eval()
@@ -281,8 +474,9 @@ class DistillationSingleStageDetector(SingleStageDetector):
 
     def soft_target_losses(self, outs: tuple, t_outs: tuple) -> Dict[str, Tensor]:
         """``loss_kd_<group>`` per output group (cls / obj / heatmap), levels concatenated."""
-        student = classification_outputs(self.bbox_head, outs, self.centernet_stages)
-        teacher = classification_outputs(self.teacher.bbox_head, t_outs, self.centernet_stages)
+        s_layout, t_layout = self.cls_layouts
+        student = classification_outputs(self.bbox_head, outs, layout=s_layout)
+        teacher = classification_outputs(self.teacher.bbox_head, t_outs, layout=t_layout)
         check_aligned(student, teacher)
         groups: Dict[str, List[Tensor]] = {}
         counts: Dict[str, float] = {}
