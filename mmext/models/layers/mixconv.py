@@ -39,8 +39,11 @@ from ...registry import MODELS
 SPLITS = ('equal', 'exponential')
 IMPLS = ('auto', 'split', 'padded')
 # impl='auto' takes the padded single conv when it costs at most this many times the split
-# convs' multiply-adds (k_max**2 * C / sum(k_i**2 * C_i)); set from benchmarks/mixconv.py
-PADDED_MAX_COST = 2.0
+# convs' multiply-adds (k_max**2 * C / sum(k_i**2 * C_i)). Measured with benchmarks/mixconv.py
+# --quick (CPU, 1 thread, MixNet-M's 16 layer shapes x 2 layouts): padded was slower on every one,
+# 0.54x-0.91x of timm against 0.74x-1.26x for split (geometric means 0.71x vs 1.01x), so on CPU
+# 'auto' keeps the per-group convs unless the padding adds no multiply-adds (equal kernels).
+PADDED_MAX_COST = 1.0
 
 
 def padded_cost(kernels: Sequence[int], splits: Sequence[int]) -> float:
