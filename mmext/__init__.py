@@ -19,6 +19,7 @@ from .version import __version__  # noqa: E402
 allow_mmengine_checkpoints()
 install_safe_checkpoint_loader()
 
-from . import datasets, engine, models, pose  # noqa: E402,F401  (register modules)
+# register modules
+from . import datasets, engine, models, pose, visualization  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -9,6 +9,9 @@ tool that reads the config -- mmdet's own ``tools/train.py``, ``test.py``,
 ``custom_imports = dict(imports=['mmext'], allow_failed_imports=False)``. A separate scope
 would force ``default_scope='mmext'`` and the ``mmdet.`` prefix on every inherited module.
 """
-from mmdet.registry import DATASETS, HOOKS, METRICS, MODELS, PARAM_SCHEDULERS, TRANSFORMS
+from mmdet.registry import (DATASETS, HOOKS, METRICS, MODELS, PARAM_SCHEDULERS, TRANSFORMS,
+                            VISUALIZERS)
 
-__all__ = ['DATASETS', 'HOOKS', 'METRICS', 'MODELS', 'PARAM_SCHEDULERS', 'TRANSFORMS']
+__all__ = [
+    'DATASETS', 'HOOKS', 'METRICS', 'MODELS', 'PARAM_SCHEDULERS', 'TRANSFORMS', 'VISUALIZERS'
+]

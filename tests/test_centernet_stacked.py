@@ -1,4 +1,6 @@
 """CenterNet with stacked refinement stages vs mmdet's CenterNetHead."""
+import re
+
 import pytest
 import torch
 from mmdet.models.dense_heads import CenterNetHead
@@ -110,8 +112,75 @@ def test_bad_configs_are_clear_errors():
         CenterNetStackedHead(16, 8, 3, num_stages=2, stage_loss_weights=[1.0])
     with pytest.raises(ValueError, match=r'test_stage=3 is not a stage of 1\.\.2'):
         CenterNetStackedHead(16, 8, 3, num_stages=2, test_stage=3)
-    with pytest.raises(ValueError, match='refine_convs=0 must be >= 1'):
+    with pytest.raises(ValueError, match='refine_convs=0 must be an integer >= 1'):
         CenterNetStackedHead(16, 8, 3, num_stages=2, refine_convs=0)
     head = CenterNetStackedHead(16, 8, 3, num_stages=2)
     with pytest.raises(ValueError, match='one feature map.*got 2 levels'):
         head((torch.rand(1, 16, 8, 8), torch.rand(1, 16, 4, 4)))
+
+
+@pytest.mark.parametrize('stage', [0, 4, -4, 1.5, '1', True])
+def test_predict_stage_outside_the_head_is_a_clear_error(stage):
+    head = CenterNetStackedHead(16, 8, 3, num_stages=3, test_cfg=TEST_CFG).eval()
+    outs = head((torch.rand(1, 16, 8, 8), ))
+    with pytest.raises(ValueError, match=rf'stage={stage!r} is not a stage of 1\.\.3 '
+                       rf'\(or -1\.\.-3\)'):
+        head.predict_by_feat(*outs, META[:1], stage=stage)
+    # the allowed ones: -3 is the first stage, 3 and -1 the last
+    first = head.predict_by_feat(*outs, META[:1], stage=1)[0]
+    assert torch.equal(head.predict_by_feat(*outs, META[:1], stage=-3)[0].scores, first.scores)
+    assert torch.equal(head.predict_by_feat(*outs, META[:1], stage=3)[0].scores,
+                       head.predict_by_feat(*outs, META[:1])[0].scores)
+
+
+@pytest.mark.parametrize('test_stage', [1.5, 0, -3, True])
+def test_bad_test_stage_is_an_error_at_build(test_stage):
+    with pytest.raises(ValueError, match=rf'test_stage={test_stage!r} is not a stage of 1\.\.2'):
+        CenterNetStackedHead(16, 8, 3, num_stages=2, test_stage=test_stage)
+
+
+@pytest.mark.parametrize('call', ['loss', 'predict'])
+def test_fewer_or_more_stage_outputs_than_num_stages_are_an_error(call):
+    head = CenterNetStackedHead(16, 8, 3, num_stages=3, test_cfg=TEST_CFG).eval()
+    hms, whs, offs = head((torch.rand(2, 16, 8, 8), ))
+    for bad in ((hms[:2], whs[:2], offs[:2]), (hms, whs[:1], offs), (hms + hms[:1], whs, offs)):
+        counts = [len(b) for b in bad]
+        with pytest.raises(ValueError, match=rf'got {re.escape(str(counts))} \(heatmap, wh, '
+                           rf'offset\) stage outputs, needs 3 of each'):
+            if call == 'loss':
+                head.loss_by_feat(*bad, _gt(), META)
+            else:
+                head.predict_by_feat(*bad, META)
+
+
+def test_refine_channels_and_stage_weights_are_checked():
+    with pytest.raises(ValueError, match=r'refine_channels=0 must be an integer >= 1, or None '
+                       r'for in_channels \(16\)'):
+        CenterNetStackedHead(16, 8, 3, num_stages=2, refine_channels=0)
+    with pytest.raises(ValueError, match=r'refine_channels=8\.0 must be an integer'):
+        CenterNetStackedHead(16, 8, 3, num_stages=2, refine_channels=8.0)
+    head = CenterNetStackedHead(16, 8, 3, num_stages=2, refine_channels=None)
+    assert head.refine_blocks[0][0].out_channels == 16
+    assert CenterNetStackedHead(16, 8, 3, num_stages=2,
+                                refine_channels=4).refine_blocks[0][0].out_channels == 4
+    with pytest.raises(ValueError, match=r'stage_loss_weights=\[-0\.5, 1\.5\] must be numbers '
+                       r'>= 0'):
+        CenterNetStackedHead(16, 8, 3, num_stages=2, stage_loss_weights=[-0.5, 1.5])
+    # a zero weight (supervise only the last stage) is allowed
+    CenterNetStackedHead(16, 8, 3, num_stages=2, stage_loss_weights=[0, 1])
+
+
+def test_wrong_losses_are_errors_at_build():
+    with pytest.raises(ValueError, match=r"loss_bbox=\{'type': 'L1Loss'\} is not an argument.*"
+                       r'loss_wh \(box size\) and loss_offset'):
+        CenterNetStackedHead(16, 8, 3, loss_bbox=dict(type='L1Loss'))
+    with pytest.raises(ValueError, match=r'loss_wh=GIoULoss does not work on .*use an '
+                       r'element-wise regression loss such as L1Loss'):
+        CenterNetStackedHead(16, 8, 3, loss_wh=dict(type='GIoULoss'))
+    with pytest.raises(ValueError, match=r'loss_offset=IoULoss does not work'):
+        CenterNetStackedHead(16, 8, 3, loss_offset=dict(type='IoULoss'))
+    with pytest.raises(ValueError, match=r'loss_center_heatmap=.* does not work.*heatmap loss'):
+        CenterNetStackedHead(16, 8, 3, loss_center_heatmap=dict(type='GIoULoss'))
+    # the losses CenterNet uses, and other element-wise ones, build
+    for loss in ('L1Loss', 'SmoothL1Loss', 'MSELoss', 'BalancedL1Loss'):
+        CenterNetStackedHead(16, 8, 3, loss_wh=dict(type=loss), loss_offset=dict(type=loss))

@@ -9,4 +9,7 @@ model = dict(
         loss_wh=None,
         loss_bbox=dict(type='GaussianNLLLoss', sigma_offset=0.3, eps=1e-9, reduction='sum',
                        loss_weight=1.0),
+        box_gradient='darknet',  # the official code's gradient at the conv output
         uncertainty_score=True))
+# draws each predicted box's bbox_std as dashed outer/inner boxes (mmext.visualization)
+visualizer = dict(type='UncertaintyDetLocalVisualizer')

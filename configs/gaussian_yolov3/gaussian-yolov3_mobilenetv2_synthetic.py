@@ -9,4 +9,9 @@ model = dict(
         loss_wh=None,
         loss_bbox=dict(type='GaussianNLLLoss', sigma_offset=0.3, eps=1e-9, reduction='sum',
                        loss_weight=1.0),
+        # the exact gradient of eq. 5 through the sigmoid: the benchmark figures in the README
+        # (benchmarks/gaussian_yolo.py) were measured with it; 'darknet' is the official one
+        box_gradient='autograd',
         uncertainty_score=True))
+# draws each predicted box's bbox_std as dashed outer/inner boxes (mmext.visualization)
+visualizer = dict(type='UncertaintyDetLocalVisualizer')

@@ -25,6 +25,18 @@ from ...registry import MODELS
 REFINE_INPUTS = ('heatmap', 'wh', 'offset')
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _stage_index(stage, num_stages: int, name: str = 'stage') -> int:
+    """0-based index of a 1-based (or negative, -1 = last) stage; a clear error otherwise."""
+    if not _is_int(stage) or not (1 <= stage <= num_stages or -num_stages <= stage <= -1):
+        raise ValueError(f'CenterNetStackedHead: {name}={stage!r} is not a stage of '
+                         f'1..{num_stages} (or -1..-{num_stages})')
+    return stage - 1 if stage > 0 else num_stages + stage
+
+
 @MODELS.register_module()
 class CenterNetStackedHead(CenterNetHead):
     """CenterNet head with ``num_stages`` refinement stages.
@@ -35,16 +47,19 @@ class CenterNetStackedHead(CenterNetHead):
         feat_channels (int): hidden channels of each prediction branch (as CenterNetHead).
         num_classes (int): number of classes.
         num_stages (int): stages, >= 1. Stage 1 is CenterNet's own head.
-        stage_loss_weights (Sequence[float], optional): weight of each stage's losses; default
-            ``1 / num_stages`` each (the Hourglass-104 CenterNet average).
+        stage_loss_weights (Sequence[float], optional): weight (>= 0) of each stage's losses;
+            default ``1 / num_stages`` each (the Hourglass-104 CenterNet average).
         refine_inputs (Sequence[str]): which previous-stage predictions a stage sees, from
             ``('heatmap', 'wh', 'offset')``; the heatmap enters after its sigmoid. Default
             ``('heatmap',)``: CPM passes belief maps only.
-        refine_channels (int): width of each stage's conv block. Default ``in_channels``.
+        refine_channels (int, optional): width (>= 1) of each stage's conv block. Default
+            None: ``in_channels``.
         refine_convs (int): 3x3 conv + ReLU layers in each stage's block. Default 2.
         test_stage (int): stage used for prediction, 1-based or negative (-1 = last).
         **kwargs: everything :class:`mmdet.models.dense_heads.CenterNetHead` takes (losses,
-            ``test_cfg`` ...).
+            ``test_cfg`` ...). Each loss is tried once on tiny maps when the head is built, so
+            one that cannot work on CenterNet's maps (an IoU loss as ``loss_wh`` ...) is an
+            error then, not at the first training step.
 
     Losses are logged per stage as ``loss_center_heatmap_s1``, ``loss_wh_s1`` ... (with one
     stage: mmdet's ``loss_center_heatmap``, ``loss_wh``, ``loss_offset``).
@@ -61,29 +76,41 @@ class CenterNetStackedHead(CenterNetHead):
                  refine_convs: int = 2,
                  test_stage: int = -1,
                  **kwargs) -> None:
-        if not isinstance(num_stages, int) or num_stages < 1:
+        if not _is_int(num_stages) or num_stages < 1:
             raise ValueError(f'CenterNetStackedHead: num_stages={num_stages!r} must be an '
                              f'integer >= 1')
+        if 'loss_bbox' in kwargs:
+            raise ValueError(
+                f"CenterNetStackedHead: loss_bbox={kwargs['loss_bbox']} is not an argument: "
+                f'CenterNet regresses boxes with loss_wh (box size) and loss_offset (centre '
+                f'offset), each an element-wise loss such as L1Loss')
         if stage_loss_weights is None:
             stage_loss_weights = [1.0 / num_stages] * num_stages
         if len(stage_loss_weights) != num_stages:
             raise ValueError(f'CenterNetStackedHead: stage_loss_weights={stage_loss_weights} '
                              f'needs one weight per stage ({num_stages})')
+        if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+                   for w in stage_loss_weights):
+            raise ValueError(f'CenterNetStackedHead: stage_loss_weights={stage_loss_weights} '
+                             f'must be numbers >= 0')
         bad = [r for r in refine_inputs if r not in REFINE_INPUTS]
         if bad or not refine_inputs:
             raise ValueError(f'CenterNetStackedHead: refine_inputs={tuple(refine_inputs)} must '
                              f'be a non-empty subset of {REFINE_INPUTS}')
-        if not (1 <= test_stage <= num_stages or -num_stages <= test_stage <= -1):
-            raise ValueError(f'CenterNetStackedHead: test_stage={test_stage} is not a stage of '
-                             f'1..{num_stages} (or -1..-{num_stages})')
-        if refine_convs < 1:
-            raise ValueError(f'CenterNetStackedHead: refine_convs={refine_convs} must be >= 1')
+        _stage_index(test_stage, num_stages, 'test_stage')
+        if refine_channels is not None and (not _is_int(refine_channels) or refine_channels < 1):
+            raise ValueError(f'CenterNetStackedHead: refine_channels={refine_channels!r} must be '
+                             f'an integer >= 1, or None for in_channels ({in_channels})')
+        if not _is_int(refine_convs) or refine_convs < 1:
+            raise ValueError(f'CenterNetStackedHead: refine_convs={refine_convs!r} must be an '
+                             f'integer >= 1')
         super().__init__(in_channels, feat_channels, num_classes, **kwargs)
+        self._check_losses()
         self.num_stages = num_stages
         self.stage_loss_weights = list(stage_loss_weights)
         self.refine_inputs = tuple(refine_inputs)
         self.test_stage = test_stage
-        refine_channels = refine_channels or in_channels
+        refine_channels = in_channels if refine_channels is None else refine_channels
         prev = {'heatmap': num_classes, 'wh': 2, 'offset': 2}
         prev_channels = sum(prev[r] for r in self.refine_inputs)
         self.refine_blocks = nn.ModuleList()
@@ -98,6 +125,31 @@ class CenterNetStackedHead(CenterNetHead):
                 heatmap=self._build_head(refine_channels, feat_channels, num_classes),
                 wh=self._build_head(refine_channels, feat_channels, 2),
                 offset=self._build_head(refine_channels, feat_channels, 2))))
+
+    def _check_losses(self) -> None:
+        """Call each loss once on tiny maps the way :meth:`loss_by_feat` does, so that a loss
+        of the wrong kind (e.g. an IoU loss, which wants boxes) fails when the model is built,
+        not at the first training step."""
+        wh = torch.rand(1, 2, 3, 3)
+        heatmap = torch.rand(1, self.num_classes, 3, 3)
+        calls = dict(loss_center_heatmap=lambda f: f(heatmap, heatmap.clone(), avg_factor=1),
+                     loss_wh=lambda f: f(wh, wh.clone(), torch.ones_like(wh), avg_factor=2),
+                     loss_offset=lambda f: f(wh, wh.clone(), torch.ones_like(wh), avg_factor=2))
+        wanted = dict(loss_center_heatmap='a heatmap loss such as GaussianFocalLoss',
+                      loss_wh='an element-wise regression loss such as L1Loss',
+                      loss_offset='an element-wise regression loss such as L1Loss')
+        for name, call in calls.items():
+            loss = getattr(self, name)
+            try:
+                value = call(loss)
+                ok = isinstance(value, Tensor) and value.dim() == 0
+            except Exception as e:  # noqa: BLE001  (any failure means the wrong loss)
+                value, ok = type(e).__name__ + (f': {e}' if str(e) else ''), False
+            if not ok:
+                raise ValueError(
+                    f'CenterNetStackedHead: {name}={type(loss).__name__} does not work on '
+                    f'CenterNet\'s (N, C, H, W) maps (called as in loss_by_feat it gave '
+                    f'{value}); use {wanted[name]}')
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -129,12 +181,20 @@ class CenterNetStackedHead(CenterNetHead):
         return heatmaps, whs, offsets
 
     # --------------------------------------------------------------------- loss
+    def _check_num_stages(self, *stage_outputs: Sequence[Tensor]) -> None:
+        counts = [len(outputs) for outputs in stage_outputs]
+        if counts != [self.num_stages] * 3:
+            raise ValueError(
+                f'CenterNetStackedHead: got {counts} (heatmap, wh, offset) stage outputs, '
+                f'needs {self.num_stages} of each (num_stages), as forward() returns them')
+
     def _key(self, name: str, stage: int) -> str:
         return name if self.num_stages == 1 else f'{name}_s{stage + 1}'
 
     def loss_by_feat(self, center_heatmap_preds, wh_preds, offset_preds, batch_gt_instances,
                      batch_img_metas, batch_gt_instances_ignore=None) -> dict:
         """CenterNet's losses for every stage, on targets computed once for the batch."""
+        self._check_num_stages(center_heatmap_preds, wh_preds, offset_preds)
         gt_bboxes = [g.bboxes for g in batch_gt_instances]
         gt_labels = [g.labels for g in batch_gt_instances]
         targets, avg_factor = self.get_targets(gt_bboxes, gt_labels,
@@ -161,8 +221,8 @@ class CenterNetStackedHead(CenterNetHead):
         Unlike mmdet's head, a missing ``border`` meta key (pipelines without
         ``RandomCenterCropPad``, where the image sits at the canvas' top-left) means no border.
         """
-        stage = self.test_stage if stage is None else stage
-        s = stage - 1 if stage > 0 else len(center_heatmap_preds) + stage
+        self._check_num_stages(center_heatmap_preds, wh_preds, offset_preds)
+        s = _stage_index(self.test_stage if stage is None else stage, self.num_stages)
         metas = [m if 'border' in m else {**m, 'border': (0, 0, 0, 0)}
                  for m in batch_img_metas]
         return super().predict_by_feat([center_heatmap_preds[s]], [wh_preds[s]],

@@ -1,0 +1,3 @@
+from .det_inferencer import DetInferencer
+
+__all__ = ['DetInferencer']

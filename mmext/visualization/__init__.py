@@ -1,0 +1,3 @@
+from .local_visualizer import UncertaintyDetLocalVisualizer
+
+__all__ = ['UncertaintyDetLocalVisualizer']
