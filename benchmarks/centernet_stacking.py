@@ -1,13 +1,27 @@
-"""Does stacking refinement stages help CenterNet? 1, 2 and 3 stages trained the same way.
+"""Does CPM-style stacking refine CenterNet's heatmap? 1-3 stages, small vs CPM-size refinement.
 
-    python benchmarks/centernet_stacking.py [--epochs 6] [--scale 192] [--layouts random rows]
+    python benchmarks/centernet_stacking.py [--epochs 20] [--scale 256] [--seeds 0 1 2]
+        [--layouts random rows] [--stages 1 2 3] [--refine small cpm]
+    # what fits a 2-core CPU in about 3 h (2 runs at a time, one thread each):
+    python benchmarks/centernet_stacking.py --epochs 12 --scale 192 --seeds 0 1 2 \\
+        --layouts rows --stages 1 2 --refine small cpm
+    # the whole grid, for a GPU (about 30 runs of the demo detector):
+    python benchmarks/centernet_stacking.py --epochs 20 --scale 256 --seeds 0 1 2 3 4
 
-For each layout of the synthetic set ("random": objects anywhere; "rows": objects of one size in
-lines, like characters of text -- where the seed's hypothesis expects refinement to help) it
-trains CenterNet-R18 with 1, 2 and 3 stages for the same iterations (same seed, same data),
-then reports for every stage's output: val bbox mAP / AP50 and the last training heatmap focal
-loss; plus each model's FLOPs and CPU images/s at the training scale, and the cost of each extra
-stage relative to one stage. All figures come from this one run.
+The source article's argument: objects in a layout (characters in lines of text) inform each
+other's positions, so later stages that see the previous heatmap with a large receptive field,
+as Convolutional Pose Machines (Wei et al., CVPR 2016, arXiv:1602.00134) do, should place them
+better. Stage 1 is the demo detector (CenterNet on SpineNet-49S level 3,
+``configs/spinenet/centernet_spinenet-49s_synthetic.py``, which learns in CPU minutes); later
+stages are ``CenterNetStackedHead`` refinement blocks:
+
+* ``small``: two 3x3 convs at the head's width (about 4 feature pixels of context per stage);
+* ``cpm``: three 11x11 convs at CPM's 128 channels (a CPM stage's context, about 30 pixels).
+
+Every cell (layout x stages x refinement) is trained for the same iterations with each seed;
+reported per cell: bbox mAP, AP50, APs of every stage's output and its last heatmap focal loss,
+mean and 95 % t-interval over seeds, and the paired difference of the last stage vs 1 stage
+(same seed) with its interval (``benchmarks/measure.py``). FLOPs per model at the training scale.
 """
 import argparse
 import os.path as osp
@@ -18,24 +32,38 @@ from mmengine.logging import MessageHub
 from mmengine.runner import Runner
 
 import mmext  # noqa: F401
-from mmext.analysis import inference_speed, model_complexity
+from mmext.analysis import model_complexity
 from mmext.utils.launch import adapt_cfg_to_device
+from measure import mean_ci, paired_ci
 
-CFG = 'configs/centernet_stacked/centernet-stacked-{}s_r18_synthetic.py'
+BASE = 'configs/spinenet/centernet_spinenet-49s_synthetic.py'
+# refinement block per name: CenterNetStackedHead arguments
+REFINE = {
+    'small': dict(refine_convs=2, refine_kernel=3, refine_channels=None),
+    'cpm': dict(refine_convs=3, refine_kernel=11, refine_channels=128),
+}
 
 
-def make_cfg(stages, layout, args, work_dir):
-    cfg = Config.fromfile(CFG.format(stages))
+def make_cfg(stages, refine, layout, seed, args, work_dir):
+    cfg = Config.fromfile(BASE)
     suffix = '_rows' if layout == 'rows' else ''
     cfg.work_dir = work_dir
+    cfg.model.bbox_head.update(type='CenterNetStackedHead', num_stages=stages,
+                               refine_inputs=('heatmap', ))
+    if stages > 1:
+        cfg.model.bbox_head.update(REFINE[refine])
     cfg.train_cfg.max_epochs = args.epochs
     cfg.train_cfg.val_interval = args.epochs + 1
-    cfg.param_scheduler[1].update(T_max=args.epochs, end=args.epochs)
+    for sched in cfg.param_scheduler:
+        if sched.get('by_epoch', True) and 'T_max' in sched:
+            sched.update(T_max=args.epochs, end=args.epochs)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
     cfg.default_hooks.logger.interval = 50
-    cfg.randomness = dict(seed=0)
+    cfg.randomness = dict(seed=seed)
     for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val')):
         cfg[loader].dataset.split = split + suffix
+        cfg[loader].num_workers = args.workers
+        cfg[loader].persistent_workers = args.workers > 0
         for t in cfg[loader].dataset.pipeline:
             if t['type'] == 'Resize':
                 t['scale'] = (args.scale, args.scale)
@@ -45,54 +73,72 @@ def make_cfg(stages, layout, args, work_dir):
     return adapt_cfg_to_device(cfg)
 
 
-def run(stages, layout, args, root):
-    cfg = make_cfg(stages, layout, args, osp.join(root, f'{layout}_{stages}s'))
+def run(stages, refine, layout, seed, args, root):
+    """Per-stage (mAP, AP50, APs, heatmap loss) of one trained model, and its GFLOPs."""
+    cfg = make_cfg(stages, refine, layout, seed, args,
+                   osp.join(root, f'{layout}_{stages}s_{refine}_seed{seed}'))
     runner = Runner.from_cfg(cfg)
     runner.train()
     hub = MessageHub.get_current_instance()
     rows = []
     for s in range(1, stages + 1):
         runner.model.bbox_head.test_stage = s
-        metrics = runner.test()
+        m = runner.test()
         key = 'loss_center_heatmap' if stages == 1 else f'loss_center_heatmap_s{s}'
         # stage losses are logged weighted by 1/stages: undo it to compare stages
         hm = hub.get_scalar(f'train/{key}').current() * stages
-        rows.append((s, metrics['coco/bbox_mAP'], metrics['coco/bbox_mAP_50'], hm))
-    model = runner.model
-    flops = model_complexity(model, (args.scale, args.scale))['flops'] / 1e9
-    fps = inference_speed(model, (args.scale, args.scale), num_iters=args.speed_iters)
-    return rows, flops, fps
+        rows.append((m.get('coco/bbox_mAP', 0.0), m.get('coco/bbox_mAP_50', 0.0),
+                     m.get('coco/bbox_mAP_s', 0.0), hm))
+    flops = model_complexity(runner.model, (args.scale, args.scale))['flops'] / 1e9
+    return rows, flops
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--epochs', type=int, default=6)
-    parser.add_argument('--scale', type=int, default=192)
+    parser.add_argument('--epochs', type=int, default=20)
+    parser.add_argument('--scale', type=int, default=256)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--layouts', nargs='+', default=['random', 'rows'],
                         choices=['random', 'rows'])
     parser.add_argument('--stages', type=int, nargs='+', default=[1, 2, 3])
-    parser.add_argument('--speed-iters', type=int, default=10)
+    parser.add_argument('--refine', nargs='+', default=['small', 'cpm'], choices=sorted(REFINE))
+    parser.add_argument('--workers', type=int, default=0)
     args = parser.parse_args()
+    if 1 not in args.stages:
+        parser.error('--stages must include 1: every cell is compared with one stage')
+    cells = [(layout, n, r) for layout in args.layouts for n in args.stages
+             for r in (args.refine if n > 1 else ['-'])]
     results = {}
     with tempfile.TemporaryDirectory() as root:
-        for layout in args.layouts:
-            for n in args.stages:
-                results[layout, n] = run(n, layout, args, root)
-    print(f'\nCenterNet-R18 stacking, synthetic set, {args.epochs} epochs at {args.scale} px')
-    print('| layout | stages | stage | bbox mAP | AP50 | heatmap loss | GFLOPs | img/s (CPU) |')
-    print('|---|---|---|---|---|---|---|---|')
-    for (layout, n), (rows, flops, fps) in results.items():
-        for s, m, ap50, hm in rows:
-            print(f'| {layout} | {n} | {s} | {m:.3f} | {ap50:.3f} | {hm:.3f} | {flops:.2f} | '
-                  f'{fps:.1f} |')
-    for layout in args.layouts:
-        base = results.get((layout, 1))
-        if base:
-            for n in args.stages[1:]:
-                _, flops, fps = results[layout, n]
-                print(f'{layout}: {n} stages cost x{flops / base[1]:.2f} FLOPs, '
-                      f'x{base[2] / fps:.2f} time per image vs 1 stage')
+        for layout, n, r in cells:
+            for seed in args.seeds:
+                results[layout, n, r, seed] = run(n, r, layout, seed, args, root)
+    report(args, cells, results)
+
+
+def report(args, cells, results):
+    print(f'\nCenterNet-SpineNet-49S stacking, synthetic set, {args.epochs} epochs at '
+          f'{args.scale} px, seeds {args.seeds}; mean [95 % interval] over seeds')
+    print('| layout | stages | refine | stage | bbox mAP | AP50 | APs | heatmap loss | GFLOPs |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for layout, n, r in cells:
+        per_seed = [results[layout, n, r, s] for s in args.seeds]
+        for stage in range(n):
+            cols = [mean_ci([rows[stage][k] for rows, _ in per_seed]) for k in range(4)]
+            flops = per_seed[0][1]
+            print(f'| {layout} | {n} | {r} | {stage + 1} | ' + ' | '.join(
+                f'{c.mean:.3f} [{c.low:.3f}, {c.high:.3f}]' for c in cols) + f' | {flops:.2f} |')
+    print('\nLast stage minus 1 stage, bbox mAP, paired by seed:')
+    for layout, n, r in cells:
+        if n == 1:
+            continue
+        last = [results[layout, n, r, s][0][-1][0] for s in args.seeds]
+        one = [results[layout, 1, '-', s][0][0][0] for s in args.seeds]
+        d = paired_ci(last, one)
+        verdict = ('helps' if d.low > 0 else 'hurts' if d.high < 0 else
+                   'no difference resolved')
+        print(f'  {layout}, {n} stages ({r}): {d}  -> {verdict}')
 
 
 if __name__ == '__main__':

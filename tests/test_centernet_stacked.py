@@ -170,6 +170,30 @@ def test_refine_channels_and_stage_weights_are_checked():
     CenterNetStackedHead(16, 8, 3, num_stages=2, stage_loss_weights=[0, 1])
 
 
+def test_cpm_size_refinement_block_keeps_the_map_size_and_widens_context():
+    """The CPM-size stage (three 11x11 convs, 128 wide; issue 21) and dilation options."""
+    head = CenterNetStackedHead(16, 8, 3, num_stages=2, refine_convs=3, refine_kernel=11,
+                                refine_channels=128)
+    convs = [m for m in head.refine_blocks[0] if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size, c.out_channels, c.padding) for c in convs] == [
+        ((11, 11), 128, (5, 5))] * 3
+    dil = CenterNetStackedHead(16, 8, 3, num_stages=2, refine_dilation=3)
+    assert dil.refine_blocks[0][0].dilation == (3, 3) and dil.refine_blocks[0][0].padding == (3, 3)
+    x = torch.randn(1, 16, 12, 10)
+    for h in (head, dil):
+        hm, wh, off = h((x, ))
+        assert [t.shape[-2:] for t in hm] == [x.shape[-2:]] * 2
+    # a pixel's stage-2 heatmap now sees >= 15 pixels away through the refinement block
+    x = torch.zeros(1, 16, 41, 41, requires_grad=True)
+    head((x, ))[0][1][0, 0, 20, 20].backward()
+    seen = x.grad.abs().sum((0, 1)) > 0
+    assert seen[20, 20 - 15] and seen[20 + 15, 20]
+    with pytest.raises(ValueError, match=r'refine_kernel=4 must be an odd integer'):
+        CenterNetStackedHead(16, 8, 3, num_stages=2, refine_kernel=4)
+    with pytest.raises(ValueError, match=r'refine_dilation=0 must be an integer >= 1'):
+        CenterNetStackedHead(16, 8, 3, num_stages=2, refine_dilation=0)
+
+
 def test_wrong_losses_are_errors_at_build():
     with pytest.raises(ValueError, match=r"loss_bbox=\{'type': 'L1Loss'\} is not an argument.*"
                        r'loss_wh \(box size\) and loss_offset'):

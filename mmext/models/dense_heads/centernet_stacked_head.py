@@ -54,7 +54,13 @@ class CenterNetStackedHead(CenterNetHead):
             ``('heatmap',)``: CPM passes belief maps only.
         refine_channels (int, optional): width (>= 1) of each stage's conv block. Default
             None: ``in_channels``.
-        refine_convs (int): 3x3 conv + ReLU layers in each stage's block. Default 2.
+        refine_convs (int): conv + ReLU layers in each stage's block. Default 2.
+        refine_kernel (int): odd kernel size of those convs. Default 3 (two 3x3 convs add about
+            4 feature pixels of context per stage). A Convolutional Pose Machines stage (Wei et
+            al., CVPR 2016) is ``refine_convs=3, refine_kernel=11, refine_channels=128``: about
+            30 pixels, the large context its argument for stacking rests on.
+        refine_dilation (int): dilation of those convs (context without more weights).
+            Default 1.
         test_stage (int): stage used for prediction, 1-based or negative (-1 = last).
         **kwargs: everything :class:`mmdet.models.dense_heads.CenterNetHead` takes (losses,
             ``test_cfg`` ...). Each loss is tried once on tiny maps when the head is built, so
@@ -74,6 +80,8 @@ class CenterNetStackedHead(CenterNetHead):
                  refine_inputs: Sequence[str] = ('heatmap', ),
                  refine_channels: Optional[int] = None,
                  refine_convs: int = 2,
+                 refine_kernel: int = 3,
+                 refine_dilation: int = 1,
                  test_stage: int = -1,
                  **kwargs) -> None:
         if not _is_int(num_stages) or num_stages < 1:
@@ -110,6 +118,12 @@ class CenterNetStackedHead(CenterNetHead):
         self.stage_loss_weights = list(stage_loss_weights)
         self.refine_inputs = tuple(refine_inputs)
         self.test_stage = test_stage
+        if not _is_int(refine_kernel) or refine_kernel < 1 or refine_kernel % 2 == 0:
+            raise ValueError(f'CenterNetStackedHead: refine_kernel={refine_kernel!r} must be an '
+                             f'odd integer >= 1 (same-size output)')
+        if not _is_int(refine_dilation) or refine_dilation < 1:
+            raise ValueError(f'CenterNetStackedHead: refine_dilation={refine_dilation!r} must '
+                             f'be an integer >= 1')
         refine_channels = in_channels if refine_channels is None else refine_channels
         prev = {'heatmap': num_classes, 'wh': 2, 'offset': 2}
         prev_channels = sum(prev[r] for r in self.refine_inputs)
@@ -118,7 +132,9 @@ class CenterNetStackedHead(CenterNetHead):
         for _ in range(num_stages - 1):
             layers, c = [], in_channels + prev_channels
             for _ in range(refine_convs):
-                layers += [nn.Conv2d(c, refine_channels, 3, padding=1), nn.ReLU(inplace=True)]
+                layers += [nn.Conv2d(c, refine_channels, refine_kernel,
+                                     padding=refine_dilation * (refine_kernel - 1) // 2,
+                                     dilation=refine_dilation), nn.ReLU(inplace=True)]
                 c = refine_channels
             self.refine_blocks.append(nn.Sequential(*layers))
             self.stage_heads.append(nn.ModuleDict(dict(
