@@ -10,8 +10,8 @@ from conftest import ROOT
 # files that exist only beside a developer's checkout, never in the repository (spelled in pieces
 # so that this file does not match its own pattern)
 _NOTES = ('REFERENCE', 'FACTS', 'STYLE')
-OUTSIDE = re.compile('|'.join([rf'{n}\.md' for n in _NOTES] + [_NOTES[0] + ':', r'\.\./shared',
-                               'shared/' + _NOTES[0], 'as we ' + 'recall', 'from ' + 'memory']))
+OUTSIDE = re.compile('|'.join([rf'{n}\.md' for n in _NOTES] + [_NOTES[0] + ':', r'\.\./sha' + 'red',
+                               'sha' + 'red/' + _NOTES[0], 'as we ' + 'recall', 'from ' + 'memory']))
 TEXT = ('.py', '.md', '.yml', '.yaml', '.sh', '.txt', '.cfg', '.ini')
 
 
