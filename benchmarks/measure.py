@@ -19,6 +19,8 @@ from typing import Callable, Dict, NamedTuple, Sequence
 
 from scipy import stats as _st
 
+from mmext.analysis import _sync  # CUDA synchronisation before a clock read (no-op on CPU)
+
 
 class Interval(NamedTuple):
     mean: float
@@ -58,12 +60,6 @@ def paired_ci(a: Sequence[float], b: Sequence[float], conf: float = 0.95) -> Int
     if len(a) != len(b):
         raise ValueError(f'paired_ci: {len(a)} vs {len(b)} values; pair them by seed')
     return mean_ci([x - y for x, y in zip(a, b)], conf)
-
-
-def _sync(device: str):
-    if str(device).startswith('cuda'):
-        import torch
-        torch.cuda.synchronize()
 
 
 class Comparison(NamedTuple):
