@@ -2,11 +2,12 @@
 
     python benchmarks/centernet_stacking.py [--epochs 20] [--scale 256] [--seeds 0 1 2]
         [--layouts random rows] [--stages 1 2 3] [--refine small cpm]
-    # what fits a 2-core CPU in about 3 h (2 runs at a time, one thread each):
-    python benchmarks/centernet_stacking.py --epochs 12 --scale 192 --seeds 0 1 2 \\
-        --layouts rows --stages 1 2 --refine small cpm
-    # the whole grid, for a GPU (about 30 runs of the demo detector):
-    python benchmarks/centernet_stacking.py --epochs 20 --scale 256 --seeds 0 1 2 3 4
+    # what was run on the 2-core CPU (9 runs, about 75 min on one core; README table):
+    python benchmarks/centernet_stacking.py --epochs 12 --scale 256 --seeds 0 1 2 \\
+        --layouts rows --stages 1 2 --refine small cpm-dilated
+    # the whole grid, for a GPU (70 runs of the demo detector):
+    python benchmarks/centernet_stacking.py --epochs 20 --scale 256 --seeds 0 1 2 3 4 \\
+        --refine small cpm cpm-dilated
 
 The source article's argument: objects in a layout (characters in lines of text) inform each
 other's positions, so later stages that see the previous heatmap with a large receptive field,
@@ -16,7 +17,9 @@ better. Stage 1 is the demo detector (CenterNet on SpineNet-49S level 3,
 stages are ``CenterNetStackedHead`` refinement blocks:
 
 * ``small``: two 3x3 convs at the head's width (about 4 feature pixels of context per stage);
-* ``cpm``: three 11x11 convs at CPM's 128 channels (a CPM stage's context, about 30 pixels).
+* ``cpm``: three 11x11 convs at CPM's 128 channels (a CPM stage's context, about 30 pixels);
+* ``cpm-dilated``: three 3x3 convs at dilation 5 and 128 channels: the same 30 pixels of context
+  and width at 1/13 of ``cpm``'s multiply-adds (the cell that fits a CPU; ``cpm`` is for a GPU).
 
 Every cell (layout x stages x refinement) is trained for the same iterations with each seed;
 reported per cell: bbox mAP, AP50, APs of every stage's output and its last heatmap focal loss,
@@ -34,13 +37,16 @@ from mmengine.runner import Runner
 import mmext  # noqa: F401
 from mmext.analysis import model_complexity
 from mmext.utils.launch import adapt_cfg_to_device
-from measure import mean_ci, paired_ci
+from measure import cached, mean_ci, paired_ci, run_key
 
 BASE = 'configs/spinenet/centernet_spinenet-49s_synthetic.py'
 # refinement block per name: CenterNetStackedHead arguments
 REFINE = {
     'small': dict(refine_convs=2, refine_kernel=3, refine_channels=None),
     'cpm': dict(refine_convs=3, refine_kernel=11, refine_channels=128),
+    # CPM's width and context (each 3x3 conv at dilation 5 spans 11 pixels, as an 11x11 does)
+    # at 1/13 of its multiply-adds: the CPU-sized stand-in for 'cpm'
+    'cpm-dilated': dict(refine_convs=3, refine_kernel=3, refine_dilation=5, refine_channels=128),
 }
 
 
@@ -85,11 +91,12 @@ def run(stages, refine, layout, seed, args, root):
         runner.model.bbox_head.test_stage = s
         m = runner.test()
         key = 'loss_center_heatmap' if stages == 1 else f'loss_center_heatmap_s{s}'
-        # stage losses are logged weighted by 1/stages: undo it to compare stages
-        hm = hub.get_scalar(f'train/{key}').current() * stages
+        # mean over the last epoch; stage losses are logged weighted by 1/stages: undo it
+        hm = hub.get_scalar(f'train/{key}').mean(len(runner.train_dataloader)) * stages
         rows.append((m.get('coco/bbox_mAP', 0.0), m.get('coco/bbox_mAP_50', 0.0),
                      m.get('coco/bbox_mAP_s', 0.0), hm))
-    flops = model_complexity(runner.model, (args.scale, args.scale))['flops'] / 1e9
+    side = -(-args.scale // 128) * 128  # the batch is padded to SpineNet's multiple of 128
+    flops = model_complexity(runner.model, (side, side))['flops'] / 1e9
     return rows, flops
 
 
@@ -104,6 +111,10 @@ def main():
     parser.add_argument('--stages', type=int, nargs='+', default=[1, 2, 3])
     parser.add_argument('--refine', nargs='+', default=['small', 'cpm'], choices=sorted(REFINE))
     parser.add_argument('--workers', type=int, default=0)
+    parser.add_argument('--results-dir', default='work_dirs/benchmarks/centernet_stacking',
+                        help='each run\'s figures are kept here (JSON) and reused: split the grid '
+                        'over processes, then call again with the whole grid for the table; '
+                        '"" keeps nothing')
     args = parser.parse_args()
     if 1 not in args.stages:
         parser.error('--stages must include 1: every cell is compared with one stage')
@@ -113,7 +124,10 @@ def main():
     with tempfile.TemporaryDirectory() as root:
         for layout, n, r in cells:
             for seed in args.seeds:
-                results[layout, n, r, seed] = run(n, r, layout, seed, args, root)
+                key = run_key(layout=layout, stages=n, refine=r, seed=seed,
+                              epochs=args.epochs, scale=args.scale)
+                results[layout, n, r, seed] = cached(
+                    args.results_dir, key, lambda: run(n, r, layout, seed, args, root))
     report(args, cells, results)
 
 

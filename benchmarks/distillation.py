@@ -3,6 +3,12 @@
     python benchmarks/distillation.py [--pair centernet|retina] [--seeds 0 1 2] [--epochs 16]
                                       [--teacher-epochs 20] [--scale 192] [--temperature 2]
                                       [--weight 5] [--teacher-ckpt PTH]
+    # what was run on the 2-core CPU (README): the teacher and the hard-label students in two
+    # processes, one thread each, then the KD and equal-time students, then the table
+    python benchmarks/distillation.py --pair centernet --seeds 0 1 2 --hard-labels-only &
+    python benchmarks/distillation.py --pair centernet --seeds 0          # teacher + seed 0
+    python benchmarks/distillation.py --pair centernet --seeds 1 & python benchmarks/distillation.py --pair centernet --seeds 2
+    python benchmarks/distillation.py --pair centernet --seeds 0 1 2      # the table, no training
     # the three-seed protocol, both pairs, sized for a GPU:
     python benchmarks/distillation.py --pair centernet --seeds 0 1 2 --scale 256 --epochs 30
     python benchmarks/distillation.py --pair retina --seeds 0 1 2 --scale 256 --epochs 60 --teacher-epochs 60
@@ -36,7 +42,7 @@ import mmext  # noqa: F401
 from mmext.registry import MODELS
 from mmext.utils.launch import adapt_cfg_to_device
 
-from measure import mean_ci, paired_ci
+from measure import cached, mean_ci, paired_ci, run_key
 
 # pair -> (teacher, student, student + KD) configs
 PAIRS = {
@@ -137,48 +143,85 @@ def main():
     parser.add_argument('--workers', type=int, default=0)
     parser.add_argument('--time-repeats', type=int, default=5)
     parser.add_argument('--work-dir', default='work_dirs/distillation/benchmark')
+    parser.add_argument('--results-dir', default='work_dirs/benchmarks/distillation',
+                        help='each run\'s figures are kept here (JSON) and reused: train the '
+                        'teacher once, split the seeds over processes, then call again with every '
+                        'seed for the table; "" keeps nothing')
+    parser.add_argument('--hard-labels-only', action='store_true',
+                        help='train only the hard-label students of --seeds (no teacher needed), '
+                        'e.g. in a second process while the first trains the teacher; their '
+                        'figures wait in --results-dir for the full call')
     args = parser.parse_args()
+    if args.hard_labels_only and not args.results_dir:
+        parser.error('--hard-labels-only keeps its runs in --results-dir; give one')
     teacher_cfg, student_cfg, kd_cfg = PAIRS[args.pair]
     root = osp.join(args.work_dir, args.pair)
 
+    common = dict(pair=args.pair, scale=args.scale, train_images=args.train_images)
+    store = args.results_dir or None
+
+    def student(seed, d, epochs):
+        # hard labels; the same run serves as "equal wall time" when the epochs match
+        d = osp.join(d, f'student_{epochs}e')
+        runner, secs, ckpt = train(make_cfg(student_cfg, epochs, args, d, seed))
+        step, _ = time_steps(runner, None, args.time_repeats)
+        return dict(epochs=epochs, secs=secs, step=step, params=params(runner.model),
+                    ap=evaluate(student_cfg, ckpt, args, osp.join(d, 'test')))
+
+    if args.hard_labels_only:
+        for seed in args.seeds:
+            cached(store, run_key(arm='student', seed=seed, epochs=args.epochs, **common),
+                   lambda: student(seed, osp.join(root, f'seed{seed}'), args.epochs))
+        return
+
     # 1. the teacher, once
     teacher_dir = osp.join(root, 'teacher')
-    if args.teacher_ckpt:
-        teacher_ckpt, teacher_secs = args.teacher_ckpt, float('nan')
-    else:
-        _, teacher_secs, teacher_ckpt = train(make_cfg(teacher_cfg, args.teacher_epochs, args,
-                                                       teacher_dir))
-    teacher_model = MODELS.build(adapt_cfg_to_device(Config.fromfile(teacher_cfg)).model)
-    load_checkpoint(teacher_model, teacher_ckpt, map_location='cpu', strict=True)
-    teacher = dict(params=params(teacher_model), secs=teacher_secs,
-                   ap=evaluate(teacher_cfg, teacher_ckpt, args, osp.join(teacher_dir, 'test')))
+
+    def train_teacher():
+        if args.teacher_ckpt:
+            ckpt, secs = args.teacher_ckpt, float('nan')
+        else:
+            _, secs, ckpt = train(make_cfg(teacher_cfg, args.teacher_epochs, args, teacher_dir))
+        model = MODELS.build(adapt_cfg_to_device(Config.fromfile(teacher_cfg)).model)
+        load_checkpoint(model, ckpt, map_location='cpu', strict=True)
+        return dict(params=params(model), secs=secs, ckpt=osp.abspath(ckpt),
+                    ap=evaluate(teacher_cfg, ckpt, args, osp.join(teacher_dir, 'test')))
+
+    teacher = cached(store, run_key(arm='teacher', epochs=args.teacher_epochs,
+                                    ckpt=osp.basename(args.teacher_ckpt or ''), **common),
+                     train_teacher)
+    if not osp.exists(teacher['ckpt']):
+        raise FileNotFoundError(
+            f'the teacher checkpoint {teacher["ckpt"]} recorded in --results-dir {store} is gone; '
+            'delete the teacher entry there to train it again')
 
     # 2. per seed: hard labels, + KD (equal iterations), hard labels at equal wall time
+    def distilled(seed, d):
+        cfg = make_cfg(kd_cfg, args.epochs, args, osp.join(d, 'kd'), seed)
+        cfg.model.teacher_ckpt = teacher['ckpt']
+        cfg.model.distill_loss.temperature = args.temperature
+        cfg.model.distill_loss.loss_weight = weight
+        runner, secs, ckpt = train(cfg)
+        step, teacher_fwd = time_steps(runner, runner.model.teacher, args.time_repeats)
+        return dict(epochs=args.epochs, secs=secs, step=step, teacher_fwd=teacher_fwd,
+                    ap=evaluate(student_cfg, ckpt, args, osp.join(d, 'kd', 'test')))
+
+    weight = args.weight
+    if weight is None:
+        weight = Config.fromfile(kd_cfg).model.distill_loss.loss_weight
     runs = {}
     for seed in args.seeds:
         runs[seed] = r = {}
         d = osp.join(root, f'seed{seed}')
-        runner, secs, ckpt = train(make_cfg(student_cfg, args.epochs, args,
-                                            osp.join(d, 'student'), seed))
-        step, _ = time_steps(runner, None, args.time_repeats)
-        r['student'] = dict(epochs=args.epochs, secs=secs, step=step, params=params(runner.model),
-                            ap=evaluate(student_cfg, ckpt, args, osp.join(d, 'student', 'test')))
-        cfg = make_cfg(kd_cfg, args.epochs, args, osp.join(d, 'kd'), seed)
-        cfg.model.teacher_ckpt = osp.abspath(teacher_ckpt)
-        cfg.model.distill_loss.temperature = args.temperature
-        if args.weight is not None:
-            cfg.model.distill_loss.loss_weight = args.weight
-        weight = cfg.model.distill_loss.loss_weight
-        runner, secs, ckpt = train(cfg)
-        step, teacher_fwd = time_steps(runner, runner.model.teacher, args.time_repeats)
-        r['kd'] = dict(epochs=args.epochs, secs=secs, step=step, teacher_fwd=teacher_fwd,
-                       ap=evaluate(student_cfg, ckpt, args, osp.join(d, 'kd', 'test')))
+        key = dict(seed=seed, epochs=args.epochs, **common)
+        r['student'] = cached(store, run_key(arm='student', **key),
+                              lambda: student(seed, d, args.epochs))
+        r['kd'] = cached(store, run_key(arm='kd', T=args.temperature, w=weight,
+                                        teacher_epochs=args.teacher_epochs, **key),
+                         lambda: distilled(seed, d))
         eq_epochs = max(1, round(args.epochs * r['kd']['secs'] / r['student']['secs']))
-        runner, secs, ckpt = train(make_cfg(student_cfg, eq_epochs, args,
-                                            osp.join(d, 'student_eqtime'), seed))
-        r['eqtime'] = dict(epochs=eq_epochs, secs=secs,
-                           ap=evaluate(student_cfg, ckpt, args,
-                                       osp.join(d, 'student_eqtime', 'test')))
+        r['eqtime'] = cached(store, run_key(arm='student', **dict(key, epochs=eq_epochs)),
+                             lambda: student(seed, d, eq_epochs))
     report(args, teacher, runs, weight)
 
 

@@ -44,7 +44,7 @@ from scipy.stats import pearsonr, spearmanr
 
 import mmext  # noqa: F401
 from mmext.utils.launch import adapt_cfg_to_device
-from measure import mean_ci, paired_ci
+from measure import cached, mean_ci, paired_ci, run_key
 
 @HOOKS.register_module(force=True)
 class EpochLossHook(Hook):
@@ -181,6 +181,22 @@ def _ap(metrics):
 
 
 def run(name, args, root, seed, jitter):
+    """The rows of one trained model, read from ``--results-dir`` when it was trained before."""
+    key = run_key(model=name, seed=seed, jitter=jitter, epochs=args.epochs, scale=args.scale,
+                  train_images=args.train_images, score_thr=args.score_thr)
+    rows = cached(args.results_dir, key, lambda: _to_json(_run(name, args, root, seed, jitter)))
+    for r in rows.values():  # JSON lists back to the arrays fp_at_tp() takes
+        r['matches'] = (np.asarray(r['matches'][0], float), np.asarray(r['matches'][1], bool))
+    return rows
+
+
+def _to_json(rows):
+    for r in rows.values():
+        r['matches'] = [r['matches'][0].tolist(), r['matches'][1].tolist()]
+    return rows
+
+
+def _run(name, args, root, seed, jitter):
     work_dir = osp.join(root, f"{name.replace(' ', '_')}_s{seed}_j{jitter}")
     runner = Runner.from_cfg(make_cfg(name, args, work_dir, seed, jitter))
     runner.train()
@@ -197,7 +213,7 @@ def run(name, args, root, seed, jitter):
             sig, err = sigma_vs_iou(dets, thr)
             if len(sig) > 2 and sig.std() > 0 and err.std() > 0:
                 rows[name]['corr'].append(
-                    (pearsonr(sig, err)[0], spearmanr(sig, err)[0], len(sig)))
+                    (float(pearsonr(sig, err)[0]), float(spearmanr(sig, err)[0]), len(sig)))
             else:
                 rows[name]['corr'].append((float('nan'), float('nan'), len(sig)))
         # the ablation: the NLL loss alone, scored as YOLOv3 (objectness x class)
@@ -225,6 +241,10 @@ def main():
     parser.add_argument('--train-images', type=int, default=0,
                         help='train on the first N images only (0: all 128)')
     parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--results-dir', default='work_dirs/benchmarks/gaussian_yolo',
+                        help='each run\'s figures are kept here (JSON) and reused: split the seeds '
+                        'over processes, then call again with every seed for the table; "" keeps '
+                        'nothing')
     args = parser.parse_args()
     for jitter in args.jitter:
         per_seed = {}

@@ -10,10 +10,17 @@ Two uses, one rule -- a figure is printed with its 95 % interval and the number 
   CUDA work is synchronised before each clock read.
 * **Seeds** (:func:`mean_ci`, :func:`paired_ci`): the mean over seeds with the t-interval, and
   the paired difference of two methods trained with the same seeds.
+* **Runs that outlive a process** (:func:`cached`): each trained run's figures are stored as JSON
+  under ``--results-dir``, keyed by everything that defines the run, so a benchmark can be split
+  over processes (one seed each, two cores) or killed and restarted, and a last call with every
+  seed prints the whole table without training anything again.
 
 Run ``python -m pytest tests/test_benchmark_measure.py`` for the behaviour this guarantees.
 """
+import json
 import math
+import os
+import os.path as osp
 import time
 from typing import Callable, Dict, NamedTuple, Sequence
 
@@ -130,3 +137,35 @@ def _ratios(times, ref, warmup, conf):
         c = mean_ci(logs, conf)
         out[name] = Interval(math.exp(c.mean), math.exp(c.low), math.exp(c.high), c.n)
     return out
+
+
+def run_key(**fields) -> str:
+    """File-name-safe key of a run: every field that changes its result, in a fixed order."""
+    parts = []
+    for k in sorted(fields):
+        v = fields[k]
+        v = '-'.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+        parts.append(f'{k}={v}'.replace('/', '_').replace(' ', '_'))
+    return ','.join(parts)
+
+
+def cached(results_dir, key: str, fn: Callable[[], object]):
+    """``fn()``'s result, read from ``results_dir/key.json`` when a run stored it there before.
+
+    The result must be JSON-serialisable (tuples come back as lists). ``results_dir=None``
+    disables the store. The file is written atomically, so a run killed while saving is redone.
+    """
+    if not results_dir:
+        return fn()
+    path = osp.join(results_dir, key + '.json')
+    if osp.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    result = fn()
+    os.makedirs(results_dir, exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(result, f)
+    os.replace(tmp, path)
+    with open(path) as f:  # the caller sees exactly what a later call will load
+        return json.load(f)

@@ -104,3 +104,22 @@ def test_fp_at_matched_tp_walks_down_the_score_list():
     assert gy.fp_at_tp((scores, is_tp), 2) == (2, pytest.approx(0.6))
     assert gy.fp_at_tp((scores, is_tp), 3) is None
     assert gy.fp_at_tp((np.array([]), np.array([], bool)), 1) is None
+
+
+def test_cached_runs_once_and_resumes_from_disk(tmp_path):
+    calls = []
+
+    def train():
+        calls.append(1)
+        return dict(ap=(0.2, 0.4), losses=[3.0, 1.0])
+
+    key = measure.run_key(seed=1, epochs=12, refine='cpm', stages=(1, 2))
+    assert key == 'epochs=12,refine=cpm,seed=1,stages=1-2'
+    first = measure.cached(str(tmp_path), key, train)
+    again = measure.cached(str(tmp_path), key, train)  # e.g. a later process with every seed
+    assert calls == [1]
+    assert first == again == dict(ap=[0.2, 0.4], losses=[3.0, 1.0])
+    # another key (another seed) trains; no store at all trains every time
+    measure.cached(str(tmp_path), measure.run_key(seed=2, epochs=12), train)
+    measure.cached(None, key, train)
+    assert len(calls) == 3
