@@ -249,14 +249,16 @@ def main():
                         'over processes, then call again with every seed for the table; "" keeps '
                         'nothing')
     args = parser.parse_args()
-    for jitter in args.jitter:
-        per_seed = {}
-        with tempfile.TemporaryDirectory() as root:
+    # one work root for every run: mmengine's visualizer is a process-wide instance that keeps
+    # writing to the first run's directory, which must outlive the later runs
+    with tempfile.TemporaryDirectory() as root:
+        for jitter in args.jitter:
+            per_seed = {}
             for seed in args.seeds:
                 per_seed[seed] = {}
                 for name in CFGS:
                     per_seed[seed].update(run(name, args, root, seed, jitter))
-        report(args, jitter, per_seed)
+            report(args, jitter, per_seed)
 
 
 def print_loss_curves(per_seed, seeds):
