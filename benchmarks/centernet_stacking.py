@@ -8,6 +8,9 @@
     # the whole grid, for a GPU (70 runs of the demo detector):
     python benchmarks/centernet_stacking.py --epochs 20 --scale 256 --seeds 0 1 2 3 4 \\
         --refine small cpm cpm-dilated
+    # and whether stage 1 lost because the averaged stage losses halve its weight:
+    python benchmarks/centernet_stacking.py --epochs 20 --scale 256 --seeds 0 1 2 3 4 \\
+        --layouts rows --stages 1 2 --refine small --stage-weighting sum
 
 The source article's argument: objects in a layout (characters in lines of text) inform each
 other's positions, so later stages that see the previous heatmap with a large receptive field,
@@ -58,6 +61,8 @@ def make_cfg(stages, refine, layout, seed, args, work_dir):
                                refine_inputs=('heatmap', ))
     if stages > 1:
         cfg.model.bbox_head.update(REFINE[refine])
+        if args.stage_weighting == 'sum':  # every stage with a 1-stage model's loss weight
+            cfg.model.bbox_head.stage_loss_weights = [1.0] * stages
     cfg.train_cfg.max_epochs = args.epochs
     cfg.train_cfg.val_interval = args.epochs + 1
     for sched in cfg.param_scheduler:
@@ -110,6 +115,9 @@ def main():
                         choices=['random', 'rows'])
     parser.add_argument('--stages', type=int, nargs='+', default=[1, 2, 3])
     parser.add_argument('--refine', nargs='+', default=['small', 'cpm'], choices=sorted(REFINE))
+    parser.add_argument('--stage-weighting', choices=['mean', 'sum'], default='mean',
+                        help='stage losses averaged (the head\'s default, as Hourglass-104 '
+                        'CenterNet) or summed (stage 1 keeps the 1-stage model\'s weight)')
     parser.add_argument('--workers', type=int, default=0)
     parser.add_argument('--results-dir', default='work_dirs/benchmarks/centernet_stacking',
                         help='each run\'s figures are kept here (JSON) and reused: split the grid '
@@ -126,6 +134,8 @@ def main():
             for seed in args.seeds:
                 key = run_key(layout=layout, stages=n, refine=r, seed=seed,
                               epochs=args.epochs, scale=args.scale)
+                if n > 1 and args.stage_weighting != 'mean':
+                    key += f',weighting={args.stage_weighting}'
                 results[layout, n, r, seed] = cached(
                     args.results_dir, key, lambda: run(n, r, layout, seed, args, root))
     report(args, cells, results)
