@@ -96,8 +96,9 @@ def run(stages, refine, layout, seed, args, root):
         runner.model.bbox_head.test_stage = s
         m = runner.test()
         key = 'loss_center_heatmap' if stages == 1 else f'loss_center_heatmap_s{s}'
-        # mean over the last epoch; stage losses are logged weighted by 1/stages: undo it
-        hm = hub.get_scalar(f'train/{key}').mean(len(runner.train_dataloader)) * stages
+        # mean over the last epoch; stage losses are logged times their stage weight: undo it
+        weight = runner.model.bbox_head.stage_loss_weights[s - 1] if stages > 1 else 1.0
+        hm = hub.get_scalar(f'train/{key}').mean(len(runner.train_dataloader)) / weight
         rows.append((m.get('coco/bbox_mAP', 0.0), m.get('coco/bbox_mAP_50', 0.0),
                      m.get('coco/bbox_mAP_s', 0.0), hm))
     side = -(-args.scale // 128) * 128  # the batch is padded to SpineNet's multiple of 128
