@@ -133,10 +133,10 @@ def main():
     with tempfile.TemporaryDirectory() as root:
         for layout, n, r in cells:
             for seed in args.seeds:
+                weighting = args.stage_weighting if n > 1 and args.stage_weighting != 'mean' \
+                    else None  # 1 stage has nothing to weight; 'mean' keeps the older keys
                 key = run_key(layout=layout, stages=n, refine=r, seed=seed,
-                              epochs=args.epochs, scale=args.scale)
-                if n > 1 and args.stage_weighting != 'mean':
-                    key += f',weighting={args.stage_weighting}'
+                              epochs=args.epochs, scale=args.scale, weighting=weighting)
                 results[layout, n, r, seed] = cached(
                     args.results_dir, key, lambda: run(n, r, layout, seed, args, root))
     report(args, cells, results)

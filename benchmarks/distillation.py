@@ -160,18 +160,21 @@ def main():
     common = dict(pair=args.pair, scale=args.scale, train_images=args.train_images)
     store = args.results_dir or None
 
-    def student(seed, d, epochs):
-        # hard labels; the same run serves as "equal wall time" when the epochs match
-        d = osp.join(d, f'student_{epochs}e')
-        runner, secs, ckpt = train(make_cfg(student_cfg, epochs, args, d, seed))
-        step, _ = time_steps(runner, None, args.time_repeats)
-        return dict(epochs=epochs, secs=secs, step=step, params=params(runner.model),
-                    ap=evaluate(student_cfg, ckpt, args, osp.join(d, 'test')))
+    def student(seed, epochs):
+        """The hard-label student of ``seed`` trained for ``epochs``; the same run serves as
+        "equal wall time" when the epochs match."""
+        def train_it():
+            d = osp.join(root, f'seed{seed}', f'student_{epochs}e')
+            runner, secs, ckpt = train(make_cfg(student_cfg, epochs, args, d, seed))
+            step, _ = time_steps(runner, None, args.time_repeats)
+            return dict(epochs=epochs, secs=secs, step=step, params=params(runner.model),
+                        ap=evaluate(student_cfg, ckpt, args, osp.join(d, 'test')))
+        return cached(store, run_key(arm='student', seed=seed, epochs=epochs, **common),
+                      train_it)
 
     if args.hard_labels_only:
         for seed in args.seeds:
-            cached(store, run_key(arm='student', seed=seed, epochs=args.epochs, **common),
-                   lambda: student(seed, osp.join(root, f'seed{seed}'), args.epochs))
+            student(seed, args.epochs)
         return
 
     # 1. the teacher, once
@@ -213,15 +216,13 @@ def main():
     for seed in args.seeds:
         runs[seed] = r = {}
         d = osp.join(root, f'seed{seed}')
-        key = dict(seed=seed, epochs=args.epochs, **common)
-        r['student'] = cached(store, run_key(arm='student', **key),
-                              lambda: student(seed, d, args.epochs))
-        r['kd'] = cached(store, run_key(arm='kd', T=args.temperature, w=weight,
-                                        teacher_epochs=args.teacher_epochs, **key),
+        r['student'] = student(seed, args.epochs)
+        r['kd'] = cached(store, run_key(arm='kd', T=args.temperature, w=weight, seed=seed,
+                                        epochs=args.epochs, teacher_epochs=args.teacher_epochs,
+                                        **common),
                          lambda: distilled(seed, d))
         eq_epochs = max(1, round(args.epochs * r['kd']['secs'] / r['student']['secs']))
-        r['eqtime'] = cached(store, run_key(arm='student', **dict(key, epochs=eq_epochs)),
-                             lambda: student(seed, d, eq_epochs))
+        r['eqtime'] = student(seed, eq_epochs)
     report(args, teacher, runs, weight)
 
 

@@ -140,10 +140,14 @@ def _ratios(times, ref, warmup, conf):
 
 
 def run_key(**fields) -> str:
-    """File-name-safe key of a run: every field that changes its result, in a fixed order."""
+    """File-name-safe key of a run: every field that changes its result, in a fixed order.
+    A field that is None is left out, so an option added later keeps the keys of earlier runs
+    made with its default."""
     parts = []
     for k in sorted(fields):
         v = fields[k]
+        if v is None:
+            continue
         v = '-'.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
         parts.append(f'{k}={v}'.replace('/', '_').replace(' ', '_'))
     return ','.join(parts)

@@ -115,6 +115,8 @@ def test_cached_runs_once_and_resumes_from_disk(tmp_path):
 
     key = measure.run_key(seed=1, epochs=12, refine='cpm', stages=(1, 2))
     assert key == 'epochs=12,refine=cpm,seed=1,stages=1-2'
+    # an option at its default (None) leaves the key of earlier runs unchanged
+    assert measure.run_key(seed=1, epochs=12, refine='cpm', stages=(1, 2), weighting=None) == key
     first = measure.cached(str(tmp_path), key, train)
     again = measure.cached(str(tmp_path), key, train)  # e.g. a later process with every seed
     assert calls == [1]
