@@ -69,7 +69,10 @@ max_epochs = 350
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.28, momentum=0.9, weight_decay=4e-5),
-    paramwise_cfg=dict(norm_decay_mult=0.0),
+    paramwise_cfg=dict(norm_decay_mult=0.0,
+                       # RetinaSepBNActHead shares each conv across levels (own BN per level):
+                       # the shared weight must join one parameter group, not five
+                       bypass_duplicate=True),
     clip_grad=dict(max_norm=10, norm_type=2))  # official gradient_clip_norm
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=5,

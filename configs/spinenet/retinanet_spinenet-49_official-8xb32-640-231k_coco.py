@@ -60,7 +60,10 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=10 * steps_per_epoch)
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=4e-5),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
+                       # RetinaSepBNActHead shares each conv across levels (own BN per level):
+                       # the shared weight must join one parameter group, not five
+                       bypass_duplicate=True),
     clip_grad=dict(max_norm=10.0, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=warmup_lr / base_lr, by_epoch=False, begin=0,
