@@ -136,6 +136,52 @@ def measure_network(args, dev):
           f'timm / mmext {fmt(res.ratios["mmext"])}, timm / mmext channels_last=True '
           f'{fmt(res.ratios["mmext_cl"])} ({res.rounds} rounds'
           f'{"" if res.converged else ", cap reached"})')
+    share, n = mixconv_share(nets['mmext'], x)
+    print(f'share of the mmext step in its {n} multi-kernel MixConvs (forward + backward, module '
+          f'hooks): {100 * share:.0f} %, so even a free MixConv makes the step at most '
+          f'{1 / (1 - share):.2f}x faster (Amdahl)')
+
+
+def mixconv_share(model, x, repeats=3):
+    """Fraction of a training step's wall time spent in the multi-kernel depthwise MixConvs
+    (forward + backward), timed by module hooks around each call: by Amdahl's law no MixConv,
+    however fast, makes the step more than ``1 / (1 - share)`` times faster. The hooks time
+    wall-clock intervals, valid where the work is synchronous (CPU; on CUDA they synchronise)."""
+    import time
+    layers = [m for m in model.modules()
+              if isinstance(m, MixConv2d) and m.depthwise and len(m.kernel_size) > 1]
+    spent, start = [0.0], {}
+
+    def sync():
+        if x.is_cuda:
+            torch.cuda.synchronize()
+
+    def begin(module, *_):
+        sync()
+        start[id(module)] = time.perf_counter()
+
+    def end(module, *_):
+        sync()
+        spent[0] += time.perf_counter() - start.pop(id(module))
+
+    step = fwd_bwd(model, x)
+    step()  # warm-up, untimed
+    handles = []
+    for m in layers:
+        handles += [m.register_forward_pre_hook(begin), m.register_forward_hook(end),
+                    m.register_full_backward_pre_hook(begin), m.register_full_backward_hook(end)]
+    total = 0.0
+    try:
+        for _ in range(repeats):
+            sync()
+            t0 = time.perf_counter()
+            step()
+            sync()
+            total += time.perf_counter() - t0
+    finally:
+        for h in handles:
+            h.remove()
+    return spent[0] / total, len(layers)
 
 
 def fmt(r):
