@@ -13,5 +13,4 @@ model = dict(
     teacher_config='configs/spinenet/retinanet_spinenet-49s_synthetic.py',
     teacher_ckpt='work_dirs/retinanet_spinenet-49s_synthetic/epoch_20.pth',
     distill_loss=dict(type='SoftTargetDistillLoss', temperature=2.0, loss_weight=1.0),
-    feature_loss=None,
-    data_preprocessor=dict(pad_size_divisor=128))
+    feature_loss=None)  # inputs padded to 128 as the teacher's: set in the base
