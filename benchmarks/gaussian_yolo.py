@@ -2,7 +2,13 @@
 
     python benchmarks/gaussian_yolo.py [--epochs 12] [--scale 256] [--jitter 0.0 0.1]
                                        [--seeds 0 1 2] [--score-thr 0.1 0.3] [--match-thr 0.3]
-    # what was run on the 2-core CPU (README; 12 runs, about 90 min on one core):
+    # what was run on the 2-core CPU (model card): 12 models of about 9.5 min each on one core,
+    # one process per (seed, jitter) two at a time, then the tables from --results-dir
+    python benchmarks/gaussian_yolo.py --epochs 60 --scale 160 --seeds S --jitter J --workers 0
+    #   ^ for S in 0 1 2 and J in 0.0 0.1, then all in one call for the tables:
+    python benchmarks/gaussian_yolo.py --epochs 60 --scale 160 --seeds 0 1 2 --jitter 0.0 0.1 \\
+        --workers 0
+    # the shorter run before it (30 epochs at 192 px, 7.5 min per model):
     python benchmarks/gaussian_yolo.py --epochs 30 --scale 192 --seeds 0 1 2 --jitter 0.1 0.0 \\
         --workers 0
     # the protocol of the paper's claim, sized for a GPU (about 2 h on one):

@@ -17,6 +17,7 @@ whole MixNet-M training step (with the classification head) is also compared wit
 
     python benchmarks/mixconv.py                 # ~10 min on 2 CPU cores
     python benchmarks/mixconv.py --quick         # layers only, 1 thread
+    python benchmarks/mixconv.py --threads 1 --share-only  # MixConvs' share of the step (Amdahl)
     python benchmarks/mixconv.py --device cuda   # the same on a GPU (CUDA-synchronised timer)
 """
 import argparse
@@ -78,6 +79,8 @@ def main():
                         help='cap per layer shape and layout')
     parser.add_argument('--quick', action='store_true',
                         help='1 thread, 5 s per shape, no whole-network timing')
+    parser.add_argument('--share-only', action='store_true',
+                        help='only the share of the MixNet-M step spent in MixConvs (Amdahl)')
     args = parser.parse_args()
     if args.quick:
         args.threads, args.max_seconds = [1], 5.0
@@ -85,6 +88,9 @@ def main():
     default_threads = torch.get_num_threads()
     for threads in (args.threads if dev == 'cpu' else [0]):
         torch.set_num_threads(threads or default_threads)
+        if args.share_only:
+            print_share(args, dev)
+            continue
         measure_layers(args, dev)
         if not args.quick:
             measure_network(args, dev)
@@ -136,10 +142,20 @@ def measure_network(args, dev):
           f'timm / mmext {fmt(res.ratios["mmext"])}, timm / mmext channels_last=True '
           f'{fmt(res.ratios["mmext_cl"])} ({res.rounds} rounds'
           f'{"" if res.converged else ", cap reached"})')
-    share, n = mixconv_share(nets['mmext'], x)
-    print(f'share of the mmext step in its {n} multi-kernel MixConvs (forward + backward, module '
-          f'hooks): {100 * share:.0f} %, so even a free MixConv makes the step at most '
-          f'{1 / (1 - share):.2f}x faster (Amdahl)')
+    print_share(args, dev, nets['mmext'], x)
+
+
+def print_share(args, dev, model=None, x=None):
+    if model is None:
+        model = MixNet('M', num_classes=1000).to(dev).train()
+        x = torch.randn(args.batch, 3, 224, 224, device=dev, requires_grad=True)
+    shares = [mixconv_share(model, x)[0] for _ in range(5)]
+    share = sum(shares) / len(shares)
+    print(f'share of the mmext MixNet-M step (224, batch {args.batch}, '
+          f'{torch.get_num_threads()} thread(s)) spent in its multi-kernel MixConvs, forward + '
+          f'backward, module hooks, 5 x 3 steps: {100 * share:.0f} % (range '
+          f'{100 * min(shares):.0f}-{100 * max(shares):.0f} %), so even a free MixConv makes the '
+          f'step at most {1 / (1 - share):.2f}x faster (Amdahl)')
 
 
 def mixconv_share(model, x, repeats=3):
