@@ -57,14 +57,23 @@ from measure import cached, mean_ci, paired_ci, run_key
 
 @HOOKS.register_module(force=True)
 class EpochLossHook(Hook):
-    """Mean training loss of every epoch (the loss curve the report prints)."""
+    """Mean training loss of every epoch, total and per term (the curves the report prints).
+
+    The terms matter: YOLOv3's xy term is a BCE against fractional targets, whose floor is the
+    targets' entropy, not 0, so a flat total can hide class and objectness terms still falling
+    (or already at 0 on a memorised training set)."""
 
     def before_train(self, runner):
-        self.losses = []
+        self.losses, self.terms = [], {}
 
     def after_train_epoch(self, runner):
-        buf = runner.message_hub.get_scalar('train/loss')
-        self.losses.append(float(buf.mean(len(runner.train_dataloader))))
+        iters = len(runner.train_dataloader)
+        hub = runner.message_hub
+        self.losses.append(float(hub.get_scalar('train/loss').mean(iters)))
+        for key in hub.log_scalars:
+            if key.startswith('train/loss_'):
+                self.terms.setdefault(key[len('train/'):], []).append(
+                    float(hub.get_scalar(key).mean(iters)))
 
 
 CFGS = {
@@ -209,13 +218,14 @@ def _run(name, args, root, seed, jitter):
     work_dir = osp.join(root, f"{name.replace(' ', '_')}_s{seed}_j{jitter}")
     runner = Runner.from_cfg(make_cfg(name, args, work_dir, seed, jitter))
     runner.train()
-    losses = next(h.losses for h in runner.hooks if type(h).__name__ == 'EpochLossHook')
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'EpochLossHook')
+    losses, terms = hook.losses, hook.terms
     metrics = runner.test()
     head = runner.model.bbox_head
     rows = {}
     dets = collect(runner.model, runner.test_dataloader)
     rows[name] = dict(ap=_ap(metrics), counts=[tp_fp(dets, t) for t in args.score_thr],
-                      corr=None, matches=scored_matches(dets), losses=losses)
+                      corr=None, matches=scored_matches(dets), losses=losses, terms=terms)
     if hasattr(head, 'uncertainty_score'):
         rows[name]['corr'] = []
         for thr in args.score_thr:
@@ -267,6 +277,24 @@ def main():
             report(args, jitter, per_seed)
 
 
+def print_loss_terms(per_seed, seeds):
+    """Each loss term at a few epochs, mean over seeds (runs recorded before the terms were
+    kept have none; then nothing is printed)."""
+    for name in ('YOLOv3', 'Gaussian YOLOv3'):
+        runs = [per_seed[s][name].get('terms') for s in seeds]
+        if not all(runs):
+            return
+        epochs = len(per_seed[seeds[0]][name]['losses'])
+        marks = sorted({1, epochs // 4, epochs // 2, 3 * epochs // 4, epochs} - {0})
+        if name == 'YOLOv3':
+            print(f'\nLoss terms, mean over {len(seeds)} seed(s), by epoch:')
+            print('| model | term | ' + ' | '.join(str(e) for e in marks) + ' |')
+            print('|---|---|' + '---|' * len(marks))
+        for term in runs[0]:
+            m = np.mean([r[term] for r in runs], axis=0)
+            print(f'| {name} | {term} | ' + ' | '.join(f'{m[e - 1]:.2f}' for e in marks) + ' |')
+
+
 def print_loss_curves(per_seed, seeds):
     """Mean training loss over seeds every few epochs, and how much it still fell per epoch
     over the last fifth of the schedule: the question is whether the *model* converged, and a
@@ -309,6 +337,7 @@ def report(args, jitter, per_seed):
                 print(f'| {seed} | {name} | {thr} | {r["ap"][0]:.3f} | {r["ap"][1]:.3f} | {tp} | '
                       f'{fp} | {num_gt} | {corr} |')
     print_loss_curves(per_seed, seeds)
+    print_loss_terms(per_seed, seeds)
     # FP at matched TP, the paper's comparison
     print(f"\nFP at matched TP (target = YOLOv3's TP count at score >= {args.match_thr}):")
     print('| seed | target TP | model | FP | score thr reached | FP vs YOLOv3 |')
