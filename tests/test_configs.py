@@ -35,6 +35,16 @@ def test_synthetic_configs_do_not_inherit_slow_bn_momentum(path):
     assert not slow, f'{osp.relpath(path, ROOT)}: BN momentum below 0.03 at {slow}'
 
 
+def _load(path):
+    """The config as the tools read it; a distillation config gets a random teacher (no
+    checkpoint is on disk in a test)."""
+    import mmext  # noqa: F401
+    cfg = Config.fromfile(path)
+    if 'teacher_ckpt' in cfg.get('model', {}):
+        cfg.model.teacher_ckpt = None
+    return cfg
+
+
 ALL_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
 
 
@@ -47,12 +57,9 @@ def test_config_builds_its_optimizer(path):
     from mmengine.optim import OptimWrapperDict, build_optim_wrapper
     from mmengine.registry import MODELS, DefaultScope
 
-    import mmext  # noqa: F401
-    cfg = Config.fromfile(path)
+    cfg = _load(path)
     if 'optim_wrapper' not in cfg:
         pytest.skip('a dataset-only config')
-    if 'teacher_ckpt' in cfg.model:
-        cfg.model.teacher_ckpt = None  # distillation: a random teacher, no checkpoint on disk
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
         model = MODELS.build(cfg.model)
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
@@ -86,11 +93,8 @@ def test_synthetic_config_trains_one_iteration(path, tmp_path, synthetic_root):
     test because none of them built the optimizer."""
     from mmengine.runner import Runner
 
-    import mmext  # noqa: F401
-    cfg = Config.fromfile(path)
+    cfg = _load(path)
     cfg.work_dir = str(tmp_path)
-    if 'teacher_ckpt' in cfg.model:
-        cfg.model.teacher_ckpt = None  # a random teacher: no checkpoint on disk
     if cfg.train_cfg.get('type', 'EpochBasedTrainLoop') == 'EpochBasedTrainLoop':
         cfg.train_cfg.update(max_epochs=1, val_interval=2)
     else:
