@@ -2,12 +2,16 @@
 
     python benchmarks/gaussian_yolo.py [--epochs 12] [--scale 256] [--jitter 0.0 0.1]
                                        [--seeds 0 1 2] [--score-thr 0.1 0.3] [--match-thr 0.3]
-    # what was run on the 2-core CPU (model card): 12 models of about 9.5 min each on one core,
-    # one process per (seed, jitter) two at a time, then the tables from --results-dir
-    python benchmarks/gaussian_yolo.py --epochs 60 --scale 160 --seeds S --jitter J --workers 0
-    #   ^ for S in 0 1 2 and J in 0.0 0.1, then all in one call for the tables:
-    python benchmarks/gaussian_yolo.py --epochs 60 --scale 160 --seeds 0 1 2 --jitter 0.0 0.1 \\
+    # what was run on the 2-core CPU (model card): 12 models of about 19 min each on one core,
+    # one process per (model, seed, jitter) two at a time, then the tables from --results-dir
+    python benchmarks/gaussian_yolo.py --epochs 120 --scale 160 --seeds S --jitter J \\
+        --models M --workers 0
+    #   ^ for S in 0 1 2, J in 0.1 0.0 and M in YOLOv3 'Gaussian YOLOv3', then the tables:
+    python benchmarks/gaussian_yolo.py --epochs 120 --scale 160 --seeds 0 1 2 --jitter 0.0 0.1 \\
         --workers 0
+    # the 60-epoch run before it (9.5 min per model), one process per (seed, jitter):
+    python benchmarks/gaussian_yolo.py --epochs 60 --scale 160 --seeds S --jitter J --workers 0
+    #   ^ for S in 0 1 2 and J in 0.0 0.1
     # the shorter run before it (30 epochs at 192 px, 7.5 min per model):
     python benchmarks/gaussian_yolo.py --epochs 30 --scale 192 --seeds 0 1 2 --jitter 0.1 0.0 \\
         --workers 0
@@ -260,6 +264,9 @@ def main():
     parser.add_argument('--train-images', type=int, default=0,
                         help='train on the first N images only (0: all 128)')
     parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--models', nargs='+', default=list(CFGS), choices=list(CFGS),
+                        help='train only these (one process per model and seed); the tables '
+                        'need both, so a call with one model only fills --results-dir')
     parser.add_argument('--results-dir', default='work_dirs/benchmarks/gaussian_yolo',
                         help='each run\'s figures are kept here (JSON) and reused: split the seeds '
                         'over processes, then call again with every seed for the table; "" keeps '
@@ -272,9 +279,10 @@ def main():
             per_seed = {}
             for seed in args.seeds:
                 per_seed[seed] = {}
-                for name in CFGS:
+                for name in args.models:
                     per_seed[seed].update(run(name, args, root, seed, jitter))
-            report(args, jitter, per_seed)
+            if set(args.models) == set(CFGS):
+                report(args, jitter, per_seed)
 
 
 def print_loss_terms(per_seed, seeds):
