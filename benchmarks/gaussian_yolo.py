@@ -305,8 +305,10 @@ def print_loss_terms(per_seed, seeds):
 
 def print_loss_curves(per_seed, seeds):
     """Mean training loss over seeds every few epochs, and how much it still fell per epoch
-    over the last fifth of the schedule: the question is whether the *model* converged, and a
-    cosine schedule flattens any curve at its end, so the fall at constant-ish lr matters too."""
+    over the last and the middle fifth of the schedule: the question is whether the *model*
+    converged, and a cosine schedule flattens any curve at its end, so the fall at constant-ish
+    lr matters too. The fall is in loss units per epoch; as a share of the loss only where the
+    loss stays positive (Gaussian YOLOv3's NLL goes below 0, where a share means nothing)."""
     curves = {n: np.array([per_seed[s][n]['losses'] for s in seeds]) for n in
               ('YOLOv3', 'Gaussian YOLOv3') if per_seed[seeds[0]][n]['losses']}
     if not curves:
@@ -317,14 +319,21 @@ def print_loss_curves(per_seed, seeds):
     print('| model | ' + ' | '.join(str(e) for e in marks) + ' | fall per epoch, last '
           'fifth | fall per epoch, middle fifth |')
     print('|---|' + '---|' * (len(marks) + 2))
+    k = max(1, epochs // 5)
+    mid0 = epochs // 2 - k // 2
     for name, c in curves.items():
         m = c.mean(0)
-        k = max(1, epochs // 5)
-        last = (m[-k - 1] - m[-1]) / (k * m[-k - 1]) if epochs > k else float('nan')
-        mid0 = epochs // 2 - k // 2
-        mid = (m[mid0] - m[mid0 + k]) / (k * m[mid0]) if mid0 + k < epochs else float('nan')
+        last = _fall(m, epochs - k - 1, epochs - 1) if epochs > k else '-'
+        mid = _fall(m, mid0, mid0 + k) if mid0 + k < epochs else '-'
         print(f'| {name} | ' + ' | '.join(f'{m[e - 1]:.1f}' for e in marks) +
-              f' | {100 * last:.1f} % | {100 * mid:.1f} % |')
+              f' | {last} | {mid} |')
+
+
+def _fall(m, a, b):
+    """Mean fall per epoch of curve m from index a to b: absolute, and relative if m > 0."""
+    per_epoch = (m[a] - m[b]) / (b - a)
+    rel = f' ({100 * per_epoch / m[a]:.1f} %)' if min(m[a], m[b]) > 0 else ''
+    return f'{per_epoch:.2f}{rel}'
 
 
 def report(args, jitter, per_seed):
