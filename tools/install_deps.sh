@@ -54,7 +54,7 @@ else
     if [ -z "$WHEEL" ]; then
         echo "[mmext] building mmcv $MMCV_VERSION with its C++ ops ($FLAVOUR) from source:"
         echo "[mmext]   PyPI has no mmcv $MMCV_VERSION wheel for torch $TORCH_VERSION/$PYV, so it is compiled once"
-        echo "[mmext]   (about 10 minutes on 2 cores) and cached in $CACHE/$KEY"
+        echo "[mmext]   (10-16 minutes on 2 cores) and cached in $CACHE/$KEY"
         BUILD=$(mktemp -d)
         "$VPY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
             "mmcv==$MMCV_VERSION" -d "$BUILD"
