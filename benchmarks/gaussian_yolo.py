@@ -36,13 +36,15 @@ this one run:
 * **FP at matched TP** (the paper's "-40 % false positives at the same true positives"): YOLOv3's
   TP count at ``--match-thr`` is the target; each model's score threshold is lowered until it
   reaches that many TP, and its FP count there is compared;
-* the training loss per epoch (is either model still learning?).
+* the training loss per epoch (is either model still learning?), each term, and the value
+  each model's box term would reach on a memorised training set (``loss_floors``).
 
 Every figure per seed, then the mean over seeds with its 95 % t-interval (``benchmarks/
 measure.py``); the Gaussian-minus-YOLOv3 differences are paired by seed. ``--jitter`` takes
 several noise levels (0 = clean labels) and runs the whole protocol for each.
 """
 import argparse
+import math
 import os.path as osp
 import tempfile
 
@@ -282,7 +284,44 @@ def main():
                 for name in args.models:
                     per_seed[seed].update(run(name, args, root, seed, jitter))
             if set(args.models) == set(CFGS):
-                report(args, jitter, per_seed)
+                report(args, root, jitter, per_seed)
+
+
+def loss_floors(args, root, jitter):
+    """The per-iteration value the two box terms fall towards on a memorised training set, from
+    one pass over it with the targets each head builds (the assignment does not depend on the
+    predictions): YOLOv3's ``loss_xy`` is a BCE against fractional targets and cannot go below
+    their entropy; Gaussian YOLOv3's ``loss_bbox`` reaches its minimum, ``gamma *
+    log(sqrt(2 pi) sigma_offset)`` per positive coordinate (-0.285 for 0.3), only when every
+    coordinate is hit exactly with sigma -> 0."""
+    floors = {}
+    for name in CFGS:
+        runner = Runner.from_cfg(make_cfg(name, args, osp.join(root, 'floor_' + name.replace(
+            ' ', '_')), 0, jitter))
+        model, head, per_batch = runner.model, runner.model.bbox_head, []
+
+        def spy(pred_map, target_map, neg_map, loss=head.loss_by_feat_single):
+            per_batch[-1] += float(_floor(head, target_map))
+            return loss(pred_map, target_map, neg_map)
+
+        head.loss_by_feat_single = spy
+        with torch.no_grad():
+            for data in runner.train_dataloader:
+                per_batch.append(0.0)
+                model(**model.data_preprocessor(data, True), mode='loss')
+        floors[name] = float(np.mean(per_batch))
+    return floors
+
+
+def _floor(head, target_map):
+    pos = target_map[..., 4] > 0
+    if hasattr(head, 'loss_bbox'):  # Gaussian NLL: exact hit, sigma -> 0
+        off = head.loss_bbox.sigma_offset
+        gamma = target_map[..., 5 + head.num_classes][pos]
+        return head.loss_bbox.loss_weight * 4 * (0.5 * math.log(2 * math.pi) +
+                                                 math.log(off)) * gamma.sum()
+    t = target_map[..., :2][pos].clamp(1e-12, 1 - 1e-12)  # BCE floor: the targets' entropy
+    return head.loss_xy.loss_weight * -(t * t.log() + (1 - t) * (1 - t).log()).sum()
 
 
 def print_loss_terms(per_seed, seeds):
@@ -336,7 +375,7 @@ def _fall(m, a, b):
     return f'{per_epoch:.2f}{rel}'
 
 
-def report(args, jitter, per_seed):
+def report(args, root, jitter, per_seed):
     seeds = sorted(per_seed)
     names = list(per_seed[seeds[0]])
     print(f'\nYOLOv3 vs Gaussian YOLOv3 (MobileNetV2), synthetic set, training boxes jittered by '
@@ -355,6 +394,10 @@ def report(args, jitter, per_seed):
                       f'{fp} | {num_gt} | {corr} |')
     print_loss_curves(per_seed, seeds)
     print_loss_terms(per_seed, seeds)
+    floors = loss_floors(args, root, jitter)
+    print(f"Floors per iteration (one pass over the training set): YOLOv3 loss_xy >= "
+          f"{floors['YOLOv3']:.1f} (its targets' entropy), Gaussian YOLOv3 loss_bbox >= "
+          f"{floors['Gaussian YOLOv3']:.1f} (every coordinate hit exactly, sigma -> 0)")
     # FP at matched TP, the paper's comparison
     print(f"\nFP at matched TP (target = YOLOv3's TP count at score >= {args.match_thr}):")
     print('| seed | target TP | model | FP | score thr reached | FP vs YOLOv3 |')
@@ -384,6 +427,9 @@ def report(args, jitter, per_seed):
         a = [per_seed[s][name]['ap'][0] for s in seeds]
         b = [per_seed[s]['YOLOv3']['ap'][0] for s in seeds]
         print(f'bbox mAP {name} - YOLOv3, paired by seed: {paired_ci(a, b)}')
+    for k, thr in enumerate(args.score_thr):
+        r = [per_seed[s]['Gaussian YOLOv3']['corr'][k][0] for s in seeds]
+        print(f'corr(sigma, 1 - IoU), Pearson at score {thr}, over seeds: {mean_ci(r)}')
 
 
 if __name__ == '__main__':
