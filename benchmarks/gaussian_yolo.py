@@ -422,6 +422,8 @@ def report(args, root, jitter, per_seed):
             print(f'{name} vs YOLOv3, FP change at matched TP over {len(v)} seeds: '
                   f'{mean_ci(v)} %  (paper, KITTI/BDD: about -41 %)')
     for name in names:
+        print(f"bbox mAP {name} over seeds: {mean_ci([per_seed[s][name]['ap'][0] for s in seeds])}")
+    for name in names:
         if name == 'YOLOv3':
             continue
         a = [per_seed[s][name]['ap'][0] for s in seeds]
