@@ -2,17 +2,17 @@
 
     python benchmarks/gaussian_yolo.py [--epochs 12] [--scale 256] [--jitter 0.0 0.1]
                                        [--seeds 0 1 2] [--score-thr 0.1 0.3] [--match-thr 0.3]
-    # the longer run issue 21 still needs (NOT run yet; about 19 min per model on one core):
-    # one process per (model, seed, jitter) two at a time, then the tables from --results-dir
+    # what the model card reports (120 epochs, about 21 min per model on one core beside one
+    # other run): one process per (model, seed, jitter) two at a time, then the tables
     python benchmarks/gaussian_yolo.py --epochs 120 --scale 160 --seeds S --jitter J \\
         --models M --workers 0
     #   ^ for S in 0 1 2, J in 0.1 0.0 and M in YOLOv3 'Gaussian YOLOv3', then the tables:
     python benchmarks/gaussian_yolo.py --epochs 120 --scale 160 --seeds 0 1 2 --jitter 0.0 0.1 \\
         --workers 0
-    # what the model card reports (60 epochs, 9.5 min per model), one process per (seed, jitter):
+    # the shorter runs before it (60 epochs, 9.5 min per model), one process per (seed, jitter):
     python benchmarks/gaussian_yolo.py --epochs 60 --scale 160 --seeds S --jitter J --workers 0
     #   ^ for S in 0 1 2 and J in 0.0 0.1
-    # the shorter run before it (30 epochs at 192 px, 7.5 min per model):
+    # and 30 epochs at 192 px (7.5 min per model):
     python benchmarks/gaussian_yolo.py --epochs 30 --scale 192 --seeds 0 1 2 --jitter 0.1 0.0 \\
         --workers 0
     # the protocol of the paper's claim, sized for a GPU (about 2 h on one):
