@@ -44,7 +44,6 @@ measure.py``); the Gaussian-minus-YOLOv3 differences are paired by seed. ``--jit
 several noise levels (0 = clean labels) and runs the whole protocol for each.
 """
 import argparse
-import math
 import os.path as osp
 import tempfile
 
@@ -314,14 +313,15 @@ def loss_floors(args, root, jitter):
 
 
 def _floor(head, target_map):
+    """The head's own box loss at a perfect prediction of these targets: YOLOv3's xy BCE with the
+    target as prediction (its entropy), Gaussian YOLOv3's NLL with mu = target and sigma = 0."""
     pos = target_map[..., 4] > 0
-    if hasattr(head, 'loss_bbox'):  # Gaussian NLL: exact hit, sigma -> 0
-        off = head.loss_bbox.sigma_offset
+    if hasattr(head, 'loss_bbox'):
+        t = target_map[..., :4][pos]
         gamma = target_map[..., 5 + head.num_classes][pos]
-        return head.loss_bbox.loss_weight * 4 * (0.5 * math.log(2 * math.pi) +
-                                                 math.log(off)) * gamma.sum()
-    t = target_map[..., :2][pos].clamp(1e-12, 1 - 1e-12)  # BCE floor: the targets' entropy
-    return head.loss_xy.loss_weight * -(t * t.log() + (1 - t) * (1 - t).log()).sum()
+        return head.loss_bbox(t, torch.zeros_like(t), t, weight=gamma[:, None].expand_as(t))
+    t = target_map[..., :2][pos].clamp(1e-6, 1 - 1e-6)
+    return head.loss_xy(torch.logit(t), t)
 
 
 def print_loss_terms(per_seed, seeds):
