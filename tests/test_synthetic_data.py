@@ -83,3 +83,22 @@ def test_dataset_type_generates_and_loads(tmp_path):
     assert len(ds) == 32 and ds.metainfo['classes'] == CLASSES
     with pytest.raises(ValueError, match="split='test'.*'train', 'val'"):
         SyntheticShapesDataset(split='test', data_root=str(tmp_path))
+
+
+def test_large_splits_are_the_default_kind_eight_times_over():
+    """train_large / val_large draw the same kind of image as train / val, only more of them,
+    and every name a config can give is known to the generator, the dataset and the tool."""
+    from dataclasses import replace
+
+    from mmext.datasets.synthetic import DEFAULT_SPLITS, KNOWN_SPLITS
+    from mmext.datasets.synthetic_dataset import SPLITS
+    for small, large, n in (('train', 'train_large', 1024), ('val', 'val_large', 256)):
+        assert KNOWN_SPLITS[large] == replace(DEFAULT_SPLITS[small], num_images=n)
+    assert set(SPLITS) == set(KNOWN_SPLITS) >= {'train_rows', 'val_rows'}
+
+
+def test_unknown_split_is_named_by_the_generator(tmp_path):
+    from mmext.datasets.synthetic import ensure_generated
+    with pytest.raises(ValueError, match=r"\['val_huge'\] not one of .*'train_large'"):
+        ensure_generated(str(tmp_path), ['val', 'val_huge'])
+    assert not os.path.exists(tmp_path / 'annotations'), 'nothing written for a bad request'

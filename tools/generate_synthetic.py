@@ -2,15 +2,16 @@
 
     python tools/generate_synthetic.py                      # data/synthetic, train + val
     python tools/generate_synthetic.py --splits train_rows val_rows   # the row layout
+    python tools/generate_synthetic.py --splits train_large val_large # 1024 / 256 images
 """
 import argparse
 import time
 
-from mmext.datasets.synthetic import DEFAULT_SPLITS, ROWS_SPLITS, generate
+from mmext.datasets.synthetic import KNOWN_SPLITS, generate
 
 
 def main():
-    known = {**DEFAULT_SPLITS, **ROWS_SPLITS}
+    known = KNOWN_SPLITS
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out-dir', default='data/synthetic')

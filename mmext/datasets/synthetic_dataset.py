@@ -11,9 +11,9 @@ from mmdet.datasets import CocoDataset
 from mmengine.dist import barrier, get_dist_info, is_distributed
 
 from ..registry import DATASETS
-from .synthetic import CLASSES, DEFAULT_SPLITS, ROWS_SPLITS, ensure_generated
+from .synthetic import CLASSES, KNOWN_SPLITS, ensure_generated
 
-SPLITS = tuple({**DEFAULT_SPLITS, **ROWS_SPLITS})
+SPLITS = tuple(KNOWN_SPLITS)
 DATA_ROOT = 'data/synthetic/'
 
 
@@ -22,7 +22,9 @@ class SyntheticShapesDataset(CocoDataset):
     """COCO-format synthetic shapes (see :mod:`mmext.datasets.synthetic`).
 
     Args:
-        split: one of ``'train'``, ``'val'``, ``'train_rows'``, ``'val_rows'``.
+        split: one of ``'train'``, ``'val'`` (128 / 32 images), ``'train_rows'``,
+            ``'val_rows'`` (the row layout), ``'train_large'``, ``'val_large'`` (1024 / 256
+            images like ``'train'``/``'val'``).
         data_root: where the set lives or is generated (default ``data/synthetic/``).
         seed: generator seed; files already present are used as they are.
         **kwargs: everything else :class:`mmdet.datasets.CocoDataset` takes.
