@@ -119,7 +119,9 @@ def make_cfg(name, args, work_dir, seed=0, jitter=0.1):
         cfg.val_evaluator.ann_file = 'data/synthetic/annotations/val_large.json'
     if args.train_images:
         cfg.train_dataloader.dataset.indices = args.train_images
-    cfg.test_dataloader = cfg.val_dataloader
+    # runner.test() reads the test pair: the config's test_evaluator is a copy of val_evaluator
+    # taken when the config was parsed, so it must follow the split chosen above
+    cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
     # evaluated once after training, by runner.test(): no validation loop during training
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     return adapt_cfg_to_device(cfg)

@@ -106,6 +106,19 @@ def test_fp_at_matched_tp_walks_down_the_score_list():
     assert gy.fp_at_tp((np.array([]), np.array([], bool)), 1) is None
 
 
+def test_gaussian_yolo_large_data_is_trained_and_tested_on_the_large_splits(tmp_path):
+    """--data large must reach the test evaluator too: the config's test_evaluator is a copy
+    of val_evaluator, and a stale one read the default val.json after 24 minutes of training."""
+    from argparse import Namespace
+    gy = pytest.importorskip('gaussian_yolo')
+    args = Namespace(epochs=2, scale=96, workers=0, data='large', train_images=0)
+    for name in gy.CFGS:
+        cfg = gy.make_cfg(name, args, str(tmp_path), seed=0, jitter=0.1)
+        assert cfg.train_dataloader.dataset.split == 'train_large'
+        assert cfg.test_dataloader.dataset.split == 'val_large'
+        assert cfg.test_evaluator.ann_file.endswith('annotations/val_large.json')
+
+
 def test_cached_runs_once_and_resumes_from_disk(tmp_path):
     calls = []
 
