@@ -7,7 +7,8 @@
     # on the 128 default images), one process per (model, seed, jitter), two at a time:
     python benchmarks/gaussian_yolo.py --data large --epochs 15 --scale 160 --seeds S \\
         --jitter J --models M --workers 0
-    #   ^ for S in 0 1 2, J in 0.1 0.0 and M in YOLOv3 'Gaussian YOLOv3', then the tables:
+    #   ^ for S in 0 1 2, J in 0.1 (run: about 24 min per model) and 0.0 (not run yet) and M in
+    #   YOLOv3 'Gaussian YOLOv3', then the tables:
     python benchmarks/gaussian_yolo.py --data large --epochs 15 --scale 160 --seeds 0 1 2 \\
         --jitter 0.1 0.0 --workers 0
     # the runs before it, on the 128 default images (120 epochs, about 21 min per model on one
