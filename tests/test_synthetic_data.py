@@ -87,7 +87,7 @@ def test_dataset_type_generates_and_loads(tmp_path):
 
 def test_large_splits_are_the_default_kind_eight_times_over():
     """train_large / val_large draw the same kind of image as train / val, only more of them,
-    and every name a config can give is known to the generator, the dataset and the tool."""
+    and every name the generator knows is a split the dataset takes."""
     from dataclasses import replace
 
     from mmext.datasets.synthetic import DEFAULT_SPLITS, KNOWN_SPLITS

@@ -11,17 +11,17 @@ from mmext.datasets.synthetic import KNOWN_SPLITS, generate
 
 
 def main():
-    known = KNOWN_SPLITS
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out-dir', default='data/synthetic')
-    parser.add_argument('--splits', nargs='+', default=['train', 'val'], choices=sorted(known))
+    parser.add_argument('--splits', nargs='+', default=['train', 'val'],
+                        choices=sorted(KNOWN_SPLITS))
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
     t0 = time.time()
-    files = generate(args.out_dir, {s: known[s] for s in args.splits}, args.seed)
+    files = generate(args.out_dir, {s: KNOWN_SPLITS[s] for s in args.splits}, args.seed)
     for split, ann in files.items():
-        print(f'{split}: {known[split].num_images} images -> {ann}')
+        print(f'{split}: {KNOWN_SPLITS[split].num_images} images -> {ann}')
     print(f'done in {time.time() - t0:.1f} s')
 
 

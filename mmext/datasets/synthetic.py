@@ -249,10 +249,10 @@ ROWS_SPLITS = {
     'train_rows': SyntheticSpec(num_images=128, layout='rows'),
     'val_rows': SyntheticSpec(num_images=32, layout='rows'),
 }
-# Images drawn like 'train'/'val' (same spec, other images), eight times more of them: for benchmarks whose
-# question needs a training set a detector cannot memorise in its schedule. Gaussian YOLOv3's
-# NLL keeps falling on 128 memorised images as sigma shrinks towards 0, so "trained until it
-# converged" has no end there (benchmarks/gaussian_yolo.py, --data large).
+# Images drawn like 'train'/'val' (same spec, other images), eight times more of them: for
+# benchmarks whose question needs a training set a detector cannot memorise in its schedule.
+# Gaussian YOLOv3's NLL keeps falling on 128 memorised images as sigma shrinks towards 0, so
+# "trained until it converged" has no end there (benchmarks/gaussian_yolo.py, --data large).
 LARGE_SPLITS = {
     'train_large': SyntheticSpec(num_images=1024),
     'val_large': SyntheticSpec(num_images=256),
