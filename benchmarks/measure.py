@@ -22,7 +22,7 @@ import math
 import os
 import os.path as osp
 import time
-from typing import Callable, Dict, NamedTuple, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from scipy import stats as _st
 
@@ -74,6 +74,12 @@ class Comparison(NamedTuple):
     seconds: Dict[str, float]  # median seconds per call of each variant
     rounds: int
     converged: bool  # every interval within +-target
+    times: Optional[Dict[str, List[float]]] = None  # every variant's timed rounds, in order
+
+    def ratio(self, ref: str, name: str, conf: float = 0.95) -> Interval:
+        """``t[ref] / t[name]`` for any two variants, paired by round like ``ratios`` (the
+        stopping rule only watched the ratios against the ``compare`` reference)."""
+        return _ratios({ref: self.times[ref], name: self.times[name]}, ref, 0, conf)[name]
 
     def describe(self, ref: str) -> str:
         lines = []
@@ -125,7 +131,8 @@ def compare(fns: Dict[str, Callable[[], object]], ref: str, device: str = 'cpu',
             if converged or timed >= max_rounds or clock() - start >= max_seconds:
                 break
     seconds = {k: sorted(v[warmup:])[len(v[warmup:]) // 2] for k, v in times.items()}
-    return Comparison(ratios, seconds, timed, converged)
+    return Comparison(ratios, seconds, timed, converged,
+                      {k: v[warmup:] for k, v in times.items()})
 
 
 def _ratios(times, ref, warmup, conf):

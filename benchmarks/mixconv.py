@@ -18,6 +18,7 @@ whole MixNet-M training step (with the classification head) is also compared wit
     python benchmarks/mixconv.py                 # ~10 min on 2 CPU cores
     python benchmarks/mixconv.py --quick         # layers only, 1 thread
     python benchmarks/mixconv.py --threads 1 --share-only  # MixConvs' share of the step (Amdahl)
+    python benchmarks/mixconv.py --network-only  # the whole MixNet-M step only, 1 and all threads
     python benchmarks/mixconv.py --device cuda   # the same on a GPU (CUDA-synchronised timer)
 """
 import argparse
@@ -81,7 +82,11 @@ def main():
                         help='1 thread, 5 s per shape, no whole-network timing')
     parser.add_argument('--share-only', action='store_true',
                         help='only the share of the MixNet-M step spent in MixConvs (Amdahl)')
+    parser.add_argument('--network-only', action='store_true',
+                        help='only the whole MixNet-M training step vs timm (no layer table)')
     args = parser.parse_args()
+    if args.quick and args.network_only:
+        parser.error('--quick skips the network that --network-only measures: give one of them')
     if args.quick:
         args.threads, args.max_seconds = [1], 5.0
     dev = args.device
@@ -91,7 +96,8 @@ def main():
         if args.share_only:
             print_share(args, dev)
             continue
-        measure_layers(args, dev)
+        if not args.network_only:
+            measure_layers(args, dev)
         if not args.quick:
             measure_network(args, dev)
 
@@ -131,16 +137,23 @@ def measure_layers(args, dev):
 def measure_network(args, dev):
     import timm
     x = torch.randn(args.batch, 3, 224, 224, device=dev, requires_grad=True)
+    # timm in channels-last too: the same memory-format switch, so that mmext's channels_last
+    # figure is not a comparison of layouts
+    timm_cl = torch.nn.Sequential(ChannelsLast(), timm.create_model('mixnet_m', pretrained=False))
     nets = dict(timm=timm.create_model('mixnet_m', pretrained=False),
                 mmext=MixNet('M', num_classes=1000),
-                mmext_cl=MixNet('M', num_classes=1000, channels_last=True))
+                mmext_cl=MixNet('M', num_classes=1000, channels_last=True),
+                timm_cl=timm_cl.to(memory_format=torch.channels_last))
     fns = {k: fwd_bwd(m.to(dev).train(), x) for k, m in nets.items()}
     res = compare(fns, ref='timm', device=dev, warmup=1, min_rounds=3,
                   max_seconds=6 * args.max_seconds)
+    r = res.ratios
     print(f'MixNet-M training step (forward + backward) at 224, batch {args.batch}, '
           f'{torch.get_num_threads()} thread(s): timm {res.seconds["timm"] * 1e3:.0f} ms; '
-          f'timm / mmext {fmt(res.ratios["mmext"])}, timm / mmext channels_last=True '
-          f'{fmt(res.ratios["mmext_cl"])} ({res.rounds} rounds'
+          f'timm / mmext {fmt(r["mmext"])}, timm / mmext channels_last=True '
+          f'{fmt(r["mmext_cl"])}, timm / timm channels-last {fmt(r["timm_cl"])}; both in '
+          f'channels-last: timm / mmext {fmt(res.ratio("timm_cl", "mmext_cl"))} '
+          f'({res.rounds} rounds'
           f'{"" if res.converged else ", cap reached"})')
     print_share(args, dev, nets['mmext'], x)
 
@@ -198,6 +211,13 @@ def mixconv_share(model, x, repeats=3):
         for h in handles:
             h.remove()
     return spent[0] / total, len(layers)
+
+
+class ChannelsLast(torch.nn.Module):
+    """Converts the input to channels-last (what ``MixNet(channels_last=True)`` does first)."""
+
+    def forward(self, x):
+        return x.contiguous(memory_format=torch.channels_last)
 
 
 def fmt(r):

@@ -67,6 +67,21 @@ def test_compare_interleaves_drops_warmup_and_stops_when_narrow():
     assert res.seconds == {'a': 2.0, 'b': 1.0}
 
 
+def test_compare_ratio_pairs_any_two_variants_without_the_warmup():
+    """benchmarks/mixconv.py compares mmext and timm both in channels-last, while the run's
+    reference is timm in NCHW."""
+    clock = FakeClock()
+    ref = clock.work(9.0 if i < 2 else 4.0 for i in range(1000))
+    cl_a = clock.work(9.0 if i < 2 else 3.0 for i in range(1000))
+    cl_b = clock.work(1.0 if i < 2 else 2.0 for i in range(1000))
+    res = measure.compare(dict(ref=ref, a=cl_a, b=cl_b), ref='ref', warmup=2, min_rounds=5,
+                          clock=clock)
+    assert len(res.times['a']) == res.rounds == 5  # warm-up rounds dropped
+    r = res.ratio('a', 'b')
+    assert r.mean == pytest.approx(1.5) and r.n == 5  # 3 s / 2 s, not (9 + ...) / (1 + ...)
+    assert res.ratio('ref', 'b').mean == pytest.approx(res.ratios['b'].mean)
+
+
 def test_compare_keeps_going_while_noisy_and_reports_the_cap():
     clock = FakeClock()
     noisy = clock.work(1.0 + (0.5 if i % 2 else -0.5) for i in range(10000))
