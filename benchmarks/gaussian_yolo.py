@@ -7,7 +7,7 @@
     # on the 128 default images), one process per (model, seed, jitter), two at a time:
     python benchmarks/gaussian_yolo.py --data large --epochs 15 --scale 160 --seeds S \\
         --jitter J --models M --workers 0
-    #   ^ for S in 0 1 2, J in 0.1 (run: about 24 min per model) and 0.0 (not run yet) and M in
+    #   ^ for S in 0 1 2, J in 0.1 and 0.0 (about 24-31 min per model beside one other run) and M in
     #   YOLOv3 'Gaussian YOLOv3', then the tables:
     python benchmarks/gaussian_yolo.py --data large --epochs 15 --scale 160 --seeds 0 1 2 \\
         --jitter 0.1 0.0 --workers 0
