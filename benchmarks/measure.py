@@ -22,7 +22,7 @@ import math
 import os
 import os.path as osp
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Sequence
 
 from scipy import stats as _st
 
@@ -74,7 +74,7 @@ class Comparison(NamedTuple):
     seconds: Dict[str, float]  # median seconds per call of each variant
     rounds: int
     converged: bool  # every interval within +-target
-    times: Optional[Dict[str, List[float]]] = None  # every variant's timed rounds, in order
+    times: Dict[str, List[float]]  # every variant's timed rounds (warm-up dropped), in order
 
     def ratio(self, ref: str, name: str, conf: float = 0.95) -> Interval:
         """``t[ref] / t[name]`` for any two variants, paired by round like ``ratios`` (the

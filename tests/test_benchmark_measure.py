@@ -153,3 +153,13 @@ def test_cached_runs_once_and_resumes_from_disk(tmp_path):
     measure.cached(str(tmp_path), measure.run_key(seed=2, epochs=12), train)
     measure.cached(None, key, train)
     assert len(calls) == 3
+
+
+def test_mixconv_benchmark_refuses_quick_with_network_only():
+    """--quick skips the whole-network timing that --network-only asks for: a clear error, not
+    a run that measures nothing."""
+    import subprocess
+    out = subprocess.run([sys.executable, osp.join(ROOT, 'benchmarks', 'mixconv.py'), '--quick',
+                          '--network-only'], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2
+    assert '--quick skips the network that --network-only measures' in out.stderr
