@@ -3,22 +3,27 @@
 Every depthwise MixConv of MixNet-M at 224x224 (Tan & Le, BMVC 2019, arXiv:1907.09595; shapes
 read from the built model, duplicates removed) is timed for
 
-* ``split``  -- :class:`mmext.models.layers.MixConv2d` with ``impl='split'`` (one conv per group,
-  the algorithm timm and the official code use),
+* ``mmext``  -- :class:`mmext.models.layers.MixConv2d` as built by default (``impl='auto'``,
+  ``fast_backward=True``: the GEMM weight gradient of ``mmext/models/layers/depthwise_conv.py``
+  on CPU/NCHW),
+* ``split``  -- ``impl='split', fast_backward=False``: one conv per group with PyTorch's
+  backward, the algorithm timm and the official code use,
 * ``padded`` -- ``impl='padded'`` (one depthwise conv, kernels zero-padded to the largest),
-* ``auto``   -- what ``impl='auto'`` (the default) picks for the shape,
 * ``timm``   -- ``timm.layers.MixedConv2d`` with the same weights (outputs checked equal),
 
 in NCHW and channels-last, with 1 thread and with all threads, by ``benchmarks/measure.py``:
 interleaved rounds until the ratio's 95 % interval is within +-5 % (or the per-layer cap),
 warm-up excluded. Ratios ``timm / variant`` > 1 mean mmext is faster. Unless ``--quick``, the
 whole MixNet-M training step (with the classification head) is also compared with timm's
-``mixnet_m``.
+``mixnet_m``. ``--backward-breakdown`` times, per kernel group of those layers, PyTorch's
+depthwise weight and input gradients against the GEMM and transposed-conv ones that
+``fast_backward`` uses: the profile that says where MixConv's time goes.
 
     python benchmarks/mixconv.py                 # ~10 min on 2 CPU cores
     python benchmarks/mixconv.py --quick         # layers only, 1 thread
     python benchmarks/mixconv.py --threads 1 --share-only  # MixConvs' share of the step (Amdahl)
     python benchmarks/mixconv.py --network-only  # the whole MixNet-M step only, 1 and all threads
+    python benchmarks/mixconv.py --backward-breakdown --threads 1  # where the backward's time goes
     python benchmarks/mixconv.py --device cuda   # the same on a GPU (CUDA-synchronised timer)
 """
 import argparse
@@ -27,7 +32,8 @@ import math
 import torch
 
 from mmext.models.backbones.mixnet import MixNet
-from mmext.models.layers.mixconv import MixConv2d
+from mmext.models.layers.depthwise_conv import weight_grad
+from mmext.models.layers.mixconv import MixConv2d, split_channels
 from measure import compare
 
 
@@ -53,14 +59,16 @@ def mixnet_m_shapes(size=224):
 
 def layer_variants(c, kernels, stride, dev):
     from timm.layers import MixedConv2d
-    split = MixConv2d(c, c, list(kernels), stride=stride, impl='split').to(dev)
+    mmext = MixConv2d(c, c, list(kernels), stride=stride).to(dev)
+    split = MixConv2d(c, c, list(kernels), stride=stride, impl='split',
+                      fast_backward=False).to(dev)
     padded = MixConv2d(c, c, list(kernels), stride=stride, impl='padded').to(dev)
-    padded.load_state_dict(split.state_dict())
     ref = MixedConv2d(c, c, list(kernels), stride=stride, depthwise=True).to(dev)
-    for i, conv in enumerate(split.convs):
+    for m in (split, padded):
+        m.load_state_dict(mmext.state_dict())
+    for i, conv in enumerate(mmext.convs):
         ref[str(i)].weight.data.copy_(conv.weight.data)
-    auto = MixConv2d(c, c, list(kernels), stride=stride).impl
-    return dict(timm=ref, split=split, padded=padded), auto
+    return dict(timm=ref, mmext=mmext, split=split, padded=padded), mmext.impl
 
 
 def fwd_bwd(module, x):
@@ -84,6 +92,8 @@ def main():
                         help='only the share of the MixNet-M step spent in MixConvs (Amdahl)')
     parser.add_argument('--network-only', action='store_true',
                         help='only the whole MixNet-M training step vs timm (no layer table)')
+    parser.add_argument('--backward-breakdown', action='store_true',
+                        help='only PyTorch vs GEMM/transposed-conv depthwise gradients per group')
     args = parser.parse_args()
     if args.quick and args.network_only:
         parser.error('--quick skips the network that --network-only measures: give one of them')
@@ -96,6 +106,9 @@ def main():
         if args.share_only:
             print_share(args, dev)
             continue
+        if args.backward_breakdown:
+            measure_backward(args, dev)
+            continue
         if not args.network_only:
             measure_layers(args, dev)
         if not args.quick:
@@ -106,10 +119,11 @@ def measure_layers(args, dev):
     torch.manual_seed(0)
     print(f'\ndevice {dev}, {torch.get_num_threads()} thread(s), batch {args.batch}; '
           'forward + backward; ratio = timm / variant [95 % interval], > 1: mmext faster')
-    print('| C | kernels | s | HW | layout | auto picks | timm ms | timm/split | timm/padded | '
-          'rounds |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
-    logs = {'split': [], 'padded': [], 'auto': []}
+    print('| C | kernels | s | HW | layout | auto picks | timm ms | timm/mmext | timm/split | '
+          'timm/padded | rounds |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    logs = {(name, layout): [] for name in ('mmext', 'split', 'padded')
+            for layout in ('nchw', 'nhwc')}
     for c, kernels, stride, hw in mixnet_m_shapes():
         fns, auto = layer_variants(c, kernels, stride, dev)
         for layout in ('nchw', 'nhwc'):
@@ -118,20 +132,21 @@ def measure_layers(args, dev):
                 x = x.contiguous(memory_format=torch.channels_last)
             x.requires_grad_()
             with torch.no_grad():
-                for name in ('split', 'padded'):
+                for name in ('mmext', 'split', 'padded'):
                     torch.testing.assert_close(fns[name](x), fns['timm'](x), rtol=1e-5,
                                                atol=1e-5)
             res = compare({k: fwd_bwd(m, x) for k, m in fns.items()}, ref='timm', device=dev,
                           max_seconds=args.max_seconds)
             r = res.ratios
-            for name in ('split', 'padded'):
-                logs[name].append(math.log(r[name].mean))
-            logs['auto'].append(math.log(r[auto].mean))
+            for name in ('mmext', 'split', 'padded'):
+                logs[name, layout].append(math.log(r[name].mean))
             print(f'| {c} | {".".join(map(str, kernels))} | {stride} | {hw} | {layout} | {auto} | '
-                  f'{res.seconds["timm"] * 1e3:.2f} | {fmt(r["split"])} | {fmt(r["padded"])} | '
-                  f'{res.rounds}{"" if res.converged else " (cap)"} |')
-    for name, v in logs.items():
-        print(f'geometric mean over the layers, timm / {name}: {math.exp(sum(v) / len(v)):.2f}x')
+                  f'{res.seconds["timm"] * 1e3:.2f} | {fmt(r["mmext"])} | {fmt(r["split"])} | '
+                  f'{fmt(r["padded"])} | {res.rounds}{"" if res.converged else " (cap)"} |')
+    for (name, layout), v in logs.items():
+        print(f'geometric mean over the layers, {layout}, timm / {name}: '
+              f'{math.exp(sum(v) / len(v)):.2f}x (range {math.exp(min(v)):.2f}-'
+              f'{math.exp(max(v)):.2f}x)')
 
 
 def measure_network(args, dev):
@@ -140,8 +155,14 @@ def measure_network(args, dev):
     # timm in channels-last too: the same memory-format switch, so that mmext's channels_last
     # figure is not a comparison of layouts
     timm_cl = torch.nn.Sequential(ChannelsLast(), timm.create_model('mixnet_m', pretrained=False))
+    # mmext with PyTorch's depthwise backward: the same algorithm as timm's, for attribution
+    mmext_pt = MixNet('M', num_classes=1000)
+    for m in mmext_pt.modules():
+        if isinstance(m, MixConv2d):
+            m.fast_backward = False
     nets = dict(timm=timm.create_model('mixnet_m', pretrained=False),
                 mmext=MixNet('M', num_classes=1000),
+                mmext_pt=mmext_pt,
                 mmext_cl=MixNet('M', num_classes=1000, channels_last=True),
                 timm_cl=timm_cl.to(memory_format=torch.channels_last))
     fns = {k: fwd_bwd(m.to(dev).train(), x) for k, m in nets.items()}
@@ -150,12 +171,53 @@ def measure_network(args, dev):
     r = res.ratios
     print(f'MixNet-M training step (forward + backward) at 224, batch {args.batch}, '
           f'{torch.get_num_threads()} thread(s): timm {res.seconds["timm"] * 1e3:.0f} ms; '
-          f'timm / mmext {fmt(r["mmext"])}, timm / mmext channels_last=True '
+          f'timm / mmext {fmt(r["mmext"])} (fast_backward=False: {fmt(r["mmext_pt"])}), '
+          f'timm / mmext channels_last=True '
           f'{fmt(r["mmext_cl"])}, timm / timm channels-last {fmt(r["timm_cl"])}; both in '
           f'channels-last: timm / mmext {fmt(res.ratio("timm_cl", "mmext_cl"))} '
           f'({res.rounds} rounds'
           f'{"" if res.converged else ", cap reached"})')
     print_share(args, dev, nets['mmext'], x)
+
+
+def measure_backward(args, dev):
+    """PyTorch's depthwise weight / input gradient vs the GEMM / transposed-conv ones, per
+    kernel group of MixNet-M's multi-kernel MixConvs (batch ``--batch``, both layouts)."""
+    import torch.nn.functional as F
+    print(f'\ndevice {dev}, {torch.get_num_threads()} thread(s), batch {args.batch}; one '
+          'depthwise group; ratio = PyTorch / replacement [95 % interval], > 1: replacement faster')
+    print('| C | k | s | HW | layout | forward ms | weight grad ms | / GEMM | input grad ms | '
+          '/ conv_transpose2d |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    seen = set()
+    for c, kernels, s, hw in mixnet_m_shapes():
+        for k, ci in zip(kernels, split_channels(c, len(kernels))):
+            if (ci, k, s, hw) in seen:
+                continue
+            seen.add((ci, k, s, hw))
+            for layout in ('nchw', 'nhwc'):
+                x = torch.randn(args.batch, ci, hw, hw, device=dev)
+                w = torch.randn(ci, 1, k, k, device=dev)
+                if layout == 'nhwc':
+                    x = x.contiguous(memory_format=torch.channels_last)
+                p = k // 2
+                g = torch.randn_like(F.conv2d(x, w, None, s, p, 1, ci))
+                extra = [(n + 2 * p - k) % s for n in x.shape[-2:]]  # output_padding
+
+                def aten(mask, g=g, x=x, w=w, s=s, p=p, ci=ci):
+                    return lambda: torch.ops.aten.convolution_backward(
+                        g, x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], ci, mask)
+                fns = dict(fwd=lambda x=x, w=w, s=s, p=p, ci=ci: F.conv2d(x, w, None, s, p, 1, ci),
+                           w_pt=aten([False, True, False]),
+                           w_gemm=lambda x=x, g=g, k=k, s=s, p=p: weight_grad(x, g, k, s, p, 1),
+                           x_pt=aten([True, False, False]),
+                           x_tconv=lambda g=g, w=w, s=s, p=p, ci=ci, e=extra:
+                           F.conv_transpose2d(g, w, None, s, p, e, ci))
+                res = compare(fns, ref='w_pt', device=dev, max_seconds=args.max_seconds)
+                sec = res.seconds
+                print(f'| {ci} | {k} | {s} | {hw} | {layout} | {sec["fwd"] * 1e3:.2f} | '
+                      f'{sec["w_pt"] * 1e3:.2f} | {fmt(res.ratios["w_gemm"])} | '
+                      f'{sec["x_pt"] * 1e3:.2f} | {fmt(res.ratio("x_pt", "x_tconv"))} |')
 
 
 def print_share(args, dev, model=None, x=None):

@@ -54,3 +54,84 @@ def test_auto_chooses_by_cost_and_refuses_bad_impl():
         MixConv2d(16, 16, (3, 5), impl='fused')
     with pytest.raises(ValueError, match='needs a depthwise MixConv'):
         MixConv2d(16, 32, (1, 1), depthwise=False, impl='padded')
+
+
+# --------------------------------------------- the GEMM weight-gradient backward (issue 22)
+GRAD_CASES = [
+    # channels, kernels, stride, dilation, split, bias, input (h, w)
+    (24, (3, 5, 7), 1, 1, 'equal', False, (15, 13)),
+    (31, (3, 5, 7, 9), 1, 1, 'equal', False, (16, 16)),  # odd channels
+    (32, (3, 5, 7, 9), 2, 1, 'equal', False, (17, 12)),  # stride 2, odd and even sizes
+    (33, (5, 3), 2, 2, 'equal', True, (15, 19)),  # dilation, bias, kernels not sorted
+    (40, (3, 5, 7), 1, 1, 'exponential', False, (14, 14)),
+    (12, (9, ), 1, 1, 'equal', False, (40, 9)),  # one kernel, more columns than one tile
+    (18, (5, 7, 9), 2, 3, 'equal', True, (41, 38)),
+]
+
+
+def _grads(module, x, g):
+    x = x.clone().requires_grad_()
+    module(x).backward(g)
+    return [x.grad] + [p.grad for p in module.parameters()]
+
+
+@pytest.mark.parametrize('cl', [False, True], ids=['nchw', 'channels_last'])
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('c,kernels,stride,dilation,split,bias,hw', GRAD_CASES)
+def test_fast_backward_equals_pytorch_backward(c, kernels, stride, dilation, split, bias, hw,
+                                               dtype, cl, monkeypatch):
+    from mmext.models.layers import depthwise_conv
+    monkeypatch.setattr(depthwise_conv, 'MIN_ELEMENTS', 0)  # the GEMM path on small inputs too
+    calls = []
+    real = depthwise_conv.weight_grad
+    monkeypatch.setattr(depthwise_conv, 'weight_grad',
+                        lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    torch.manual_seed(0)
+    ref = MixConv2d(c, c, kernels, stride=stride, dilation=dilation, bias=bias, split=split,
+                    fast_backward=False).to(dtype)
+    fast = MixConv2d(c, c, kernels, stride=stride, dilation=dilation, bias=bias, split=split
+                     ).to(dtype)
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(3, c, *hw, dtype=dtype)
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        y = ref(x)
+    g = torch.randn_like(y)
+    torch.testing.assert_close(fast(x), y, rtol=0, atol=0)  # the same forward, bit for bit
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    for ga, gb in zip(_grads(ref, x, g), _grads(fast, x, g)):
+        torch.testing.assert_close(gb, ga, **tol)
+    # the GEMM weight gradient ran for every kernel it was measured faster on: all >= 5 in
+    # NCHW, small maps in channels-last
+    expected = [k for k in kernels if depthwise_conv.gemm_wins(k, *hw, cl)]
+    assert sorted(calls) == sorted(expected)
+    assert expected or cl
+    # and the input gradient kept the input's layout
+    xg = x.clone().requires_grad_()
+    fast(xg).backward(g)
+    assert xg.grad.is_contiguous(memory_format=torch.channels_last) == cl or c == 1
+
+
+def test_fast_backward_only_where_it_was_measured_faster():
+    from mmext.models.layers.depthwise_conv import depthwise_conv2d, use_fast_backward
+    from mmext.models.layers.depthwise_conv import gemm_wins, is_nhwc
+    x = torch.randn(2, 8, 9, 9)
+    assert use_fast_backward(x) and not use_fast_backward(x.half())
+    # a channel slice of a channels-last tensor is still channels-last for the rule
+    assert is_nhwc(x.contiguous(memory_format=torch.channels_last)[:, 2:5])
+    assert not is_nhwc(x[:, 2:5])
+    assert not gemm_wins(3, 7, 7, False) and gemm_wins(5, 112, 112, False)
+    assert gemm_wins(5, 7, 7, True) and not gemm_wins(5, 14, 14, True)
+    assert gemm_wins(7, 14, 14, True) and not gemm_wins(9, 28, 28, True)
+    with torch.no_grad():
+        assert not use_fast_backward(x)
+    w = torch.randn(8, 1, 5, 5, requires_grad=True)
+    assert 'DepthwiseConv2d' in type(depthwise_conv2d(x, w, padding=2).grad_fn).__name__
+    w3 = torch.randn(8, 1, 3, 3, requires_grad=True)  # 3x3: PyTorch's backward is faster
+    assert 'Convolution' in type(depthwise_conv2d(x, w3, padding=1).grad_fn).__name__
+    # a traced graph (mmengine's FLOP counter, export) sees the plain convolution
+    conv = MixConv2d(8, 8, (3, 5))
+    graph = torch.jit.trace(conv, x.requires_grad_()).inlined_graph
+    assert 'PythonOp' not in str(graph) and str(graph).count('aten::_convolution') == 2
+    assert 'fast_backward=True' in repr(conv)

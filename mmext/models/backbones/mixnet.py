@@ -220,10 +220,11 @@ class MixNet(FreezableBackbone):
         frozen_stages (int): -1 (default) freezes nothing; ``k`` in 0..4 freezes the stem and
             every block up to stride ``2**(k+1)`` (0: stride 2, 1: up to the stride-4 output...).
         channels_last (bool): run the network in channels-last memory format (the outputs are
-            channels-last too; values are unchanged). On CPU the MixConv layers alone run
-            about 2x faster channels-last (oneDNN's depthwise kernels are NHWC-native;
-            ``benchmarks/mixconv.py``, whose whole-network row gives the training-step ratio
-            with its interval). Default False.
+            channels-last too; values are unchanged). On CPU, timm's MixConv layers run
+            1.0x-2.2x faster channels-last than NCHW (oneDNN's depthwise kernels are
+            NHWC-native), mmext's less so since its NCHW backward is faster; the whole
+            training step is 1.1x-1.2x faster channels-last (``benchmarks/mixconv.py``; the
+            model card has the table). Default False.
         tf_padding (bool): strided convs pad as TF 'SAME' (asymmetric: the official TF
             weights and timm's ``tf_mixnet_*``). Default False (PyTorch's symmetric padding,
             timm's ``mixnet_*``).

@@ -1,3 +1,4 @@
+from .depthwise_conv import depthwise_conv2d
 from .eesp import EESP, StridedEESP, eesp_dilations
 from .igc import CLCBlock, ChannelInterlace, channel_interlace, clc_full_receptive_field
 from .mixconv import GroupedPointwiseConv2d, MixConv2d, split_channels
@@ -9,7 +10,7 @@ from .weight_init import VarianceScalingInit, variance_scaling_init, variance_sc
 __all__ = [
     'BasicResBlock', 'BottleneckResBlock', 'CLCBlock', 'ChannelInterlace', 'EESP',
     'GroupedPointwiseConv2d', 'MixConv2d', 'RES_BLOCKS', 'StridedEESP', 'channel_interlace',
-    'clc_full_receptive_field', 'conv_module_same', 'convert_to_same_padding',
+    'clc_full_receptive_field', 'conv_module_same', 'convert_to_same_padding', 'depthwise_conv2d',
     'eesp_dilations', 'pad_same', 'res_block_group', 'same_pad_amounts', 'split_channels',
     'VarianceScalingInit', 'variance_scaling_init', 'variance_scaling_std'
 ]

@@ -27,6 +27,12 @@ Two ways to run a depthwise MixConv, the same function (tested: outputs and grad
 
 ``impl='auto'`` (default) picks by shape at construction, from ``PADDED_MAX_COST``; the
 parameters are the same either way, so a checkpoint does not depend on the choice.
+
+With ``fast_backward=True`` (default) the depthwise groups whose shape was measured to gain
+(kernels >= 5 in NCHW, small maps in channels-last) run through
+:func:`~mmext.models.layers.depthwise_conv.depthwise_conv2d` when training on CPU: the same
+forward, a backward whose weight gradient is a tiled GEMM instead of oneDNN's slow depthwise
+kernel (that module's docstring); gradients equal to float rounding.
 """
 from typing import List, Optional, Sequence, Union
 
@@ -35,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import MODELS
+from .depthwise_conv import depthwise_conv2d, gemm_wins, is_nhwc, use_fast_backward
 
 SPLITS = ('equal', 'exponential')
 IMPLS = ('auto', 'split', 'padded')
@@ -124,6 +131,10 @@ class MixConv2d(nn.Module):
         split (str): ``'equal'`` (default, official code) or ``'exponential'`` (paper Sec. 3.2).
         impl (str): ``'auto'`` (default), ``'split'`` or ``'padded'`` (see the module
             docstring); the same function and parameters either way.
+        fast_backward (bool): compute a depthwise layer's gradients on CPU with
+            :func:`~mmext.models.layers.depthwise_conv.depthwise_conv2d`'s backward where it
+            was measured faster (default True); False keeps PyTorch's backward, whose
+            gradients are bit-identical to timm's.
 
     The layer keeps the input's memory format. On CPU, channels-last inputs are much faster
     (oneDNN's depthwise kernels are NHWC-native; ``benchmarks/mixconv.py``), but converting
@@ -146,7 +157,8 @@ class MixConv2d(nn.Module):
                  depthwise: bool = True,
                  bias: bool = False,
                  split: str = 'equal',
-                 impl: str = 'auto'):
+                 impl: str = 'auto',
+                 fast_backward: bool = True):
         super().__init__()
         if impl not in IMPLS:
             raise ValueError(f'MixConv: impl={impl!r} is not one of {IMPLS}')
@@ -180,6 +192,7 @@ class MixConv2d(nn.Module):
                       dilation=dilation, groups=ci if depthwise else 1, bias=bias)
             for k, ci, co in zip(kernels, in_splits, out_splits))
         self.impl = self._choose_impl(impl)
+        self.fast_backward = bool(fast_backward)
 
     def _choose_impl(self, impl):
         if len(self.convs) == 1 or not self.depthwise:
@@ -198,20 +211,32 @@ class MixConv2d(nn.Module):
                           for conv, k in zip(self.convs, self.kernel_size)], 0)
 
     def forward(self, x):
-        if len(self.convs) == 1:
-            return self.convs[0](x)
         if self.impl == 'padded':
             bias = (torch.cat([c.bias for c in self.convs])
                     if self.convs[0].bias is not None else None)
             return F.conv2d(x, self.padded_weight(), bias, self.stride, max(self.padding),
                             self.dilation, self.in_channels)
+        # per group: the GEMM backward where it was measured faster, the module elsewhere
+        # (module hooks and FLOP counters see the nn.Conv2d whenever the plain path runs)
+        fast = self.depthwise and self.fast_backward and use_fast_backward(x)
+        nhwc = fast and is_nhwc(x)
+        if len(self.convs) == 1:
+            return self._group(self.convs[0], x, fast, nhwc)
         parts = torch.split(x, self.splits, 1)
-        return torch.cat([conv(part) for conv, part in zip(self.convs, parts)], 1)
+        return torch.cat([self._group(m, part, fast, nhwc)
+                          for m, part in zip(self.convs, parts)], 1)
+
+    def _group(self, conv, x, fast, nhwc):
+        if fast and gemm_wins(conv.kernel_size[0], x.shape[-2], x.shape[-1], nhwc):
+            return depthwise_conv2d(x, conv.weight, conv.bias, self.stride, conv.padding[0],
+                                    self.dilation)
+        return conv(x)
 
     def extra_repr(self):
         return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
                 f'splits={self.splits}, stride={self.stride}, dilation={self.dilation}, '
-                f'depthwise={self.depthwise}, impl={self.impl!r}')
+                f'depthwise={self.depthwise}, impl={self.impl!r}, '
+                f'fast_backward={self.fast_backward}')
 
 
 @MODELS.register_module()

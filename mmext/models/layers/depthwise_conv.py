@@ -1,0 +1,137 @@
+"""A depthwise conv whose CPU backward avoids oneDNN's slow depthwise weight gradient.
+
+Profiling MixConv's forward+backward on CPU (``benchmarks/mixconv.py --backward-breakdown``)
+shows where its time goes: PyTorch's weight gradient of a depthwise conv with a kernel of 5x5 or
+more takes 4-15x the time of the forward conv of the same multiply-adds in NCHW and 4-14x in
+channels-last (3x3 kernels have a fast path; larger ones do not), and dominates the layer.
+timm's ``MixedConv2d`` and the per-group MixConv both pay this.
+
+:func:`depthwise_conv2d` runs the same forward (``F.conv2d``, so outputs are bit-identical) and
+computes the backward with other kernels:
+
+* input gradient: ``F.conv_transpose2d`` with the same weight (the adjoint of the conv);
+* weight gradient: for every kernel row ``i``, one batched GEMM per channel of the input rows
+  that row reads (``i * dilation + h * stride``) against the output gradient, over tiles of
+  ``TILE`` output columns; the kernel taps are the diagonals of each product
+  (``grad_w[c, i, j] = sum M[c, tile, j * dilation + w * stride, w]``). It spends about
+  ``((TILE - 1) * stride + (k - 1) * dilation + 1) / k`` times the multiply-adds of the direct
+  sum, but in GEMMs, which run an order of magnitude faster than the direct kernel;
+* everything else (3x3 kernels, which have a fast weight-gradient kernel, and the shapes below
+  where the GEMM lost) keeps PyTorch's conv and its backward.
+
+The gradients equal PyTorch's up to float rounding (another summation order; tested to 1e-10
+relative in float64). Where the path is taken was measured (``benchmarks/mixconv.py
+--backward-breakdown``, CPU, 1 thread, every kernel group of MixNet-M's MixConvs): CPU,
+float32/64, grad enabled and not tracing (a traced graph, FLOP counting and export see a plain
+``F.conv2d``), and a shape where the GEMM weight gradient is faster (:func:`gemm_wins`): it was
+1.2x-2.8x faster than PyTorch's for every kernel >= 5 in NCHW; in channels-last, where oneDNN's
+weight gradient is about twice as fast as in NCHW and the GEMMs first need the input transposed
+to channel-major, it won only on small maps (1.1x-2.4x at 7x7, and at 14x14 with kernels >= 7)
+and lost elsewhere (0.6x-1.0x). The input gradient by ``conv_transpose2d`` was 1.0x-1.5x faster
+than PyTorch's alone, but the two separate calls were 0.8x-1.0x as fast as PyTorch's one
+backward call, so the path is not worth it where the GEMM does not run.
+"""
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+# output columns per GEMM tile: 16 was the fastest of 4, 8, 16 and untiled on MixNet-M's
+# kernel >= 5 layer shapes (CPU, 1 thread, NCHW; 0.47x of PyTorch's weight-gradient time summed)
+TILE = 16
+# below this many output elements (N * C * Ho * Wo) the extra calls cost more than they save
+MIN_ELEMENTS = 4096
+
+
+def use_fast_backward(x: torch.Tensor) -> bool:
+    """Whether :func:`depthwise_conv2d`'s backward applies to this input (see module doc)."""
+    return (x.device.type == 'cpu' and x.dtype in (torch.float32, torch.float64)
+            and x.dim() == 4 and torch.is_grad_enabled() and not torch.jit.is_tracing()
+            and not torch.jit.is_scripting())
+
+
+def is_nhwc(x: torch.Tensor) -> bool:
+    """Channels-last strides, also for a channel slice of a channels-last tensor (which is
+    contiguous in neither format)."""
+    return x.dim() == 4 and x.shape[1] > 1 and x.stride(1) < x.stride(3)
+
+
+def gemm_wins(k: int, h: int, w: int, nhwc: bool) -> bool:
+    """Whether the GEMM weight gradient was measured faster than PyTorch's for a ``k x k``
+    depthwise conv on an ``h x w`` input (module docstring)."""
+    if k < 5:
+        return False
+    return not nhwc or h * w <= 49 or (k >= 7 and h * w <= 196)
+
+
+def weight_grad(x, grad, k, stride, padding, dilation, tile=TILE):
+    """d(loss)/d(weight) of a depthwise ``k x k`` conv (square kernel, symmetric padding),
+    (C, 1, k, k), by tiled GEMMs (module docstring)."""
+    n, c, h, w = x.shape
+    ho, wo = grad.shape[-2:]
+    s, d = stride, dilation
+    tile = min(tile, wo)
+    tiles = -(-wo // tile)
+    tw = (tile - 1) * s + (k - 1) * d + 1  # input columns one tile of outputs reads
+    # pad (or crop) to exactly the rows/columns the taps read; rows a multiple of the stride
+    hn = -(-((k - 1) * d + (ho - 1) * s + 1) // s) * s
+    wn = (tiles - 1) * tile * s + tw
+    xp = F.pad(x, [padding, wn - w - padding, padding, hn - h - padding])
+    # (C, tiles, s, hn / s, N, tw): rows phase-major, so the rows of one kernel row are a block
+    xt = xp.reshape(n, c, hn // s, s, wn).unfold(4, tw, tile * s)
+    xt = xt.permute(1, 4, 3, 2, 0, 5).contiguous()
+    gt = F.pad(grad, [0, tiles * tile - wo]).reshape(n, c, ho, tiles, tile)
+    gt = gt.permute(1, 3, 2, 0, 4).reshape(c * tiles, ho * n, tile)
+    out = x.new_empty(c, k, k)
+    for i in range(k):
+        r = i * d
+        rows = xt[:, :, r % s, r // s:r // s + ho].reshape(c * tiles, ho * n, tw)
+        prod = torch.bmm(rows.transpose(1, 2), gt)  # (C * tiles, tw, tile)
+        taps = prod.as_strided((c, tiles, k, tile),
+                               (tiles * tw * tile, tw * tile, d * tile, s * tile + 1))
+        out[:, i] = taps.sum((1, 3))
+    return out.unsqueeze(1)
+
+
+class _DepthwiseConv2d(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation):
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (stride, padding, dilation, bias is not None)
+        return F.conv2d(x, weight, bias, stride, padding, dilation, x.shape[1])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        s, p, d, has_bias = ctx.conf
+        c, k = weight.shape[0], weight.shape[-1]
+        # keep the layout the forward ran in: a conversion here would cost a copy per layer
+        grad = grad.contiguous(memory_format=torch.channels_last if is_nhwc(x)
+                               else torch.contiguous_format)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            # the transposed conv's output size is ambiguous for stride > 1: say which
+            extra = [(size + 2 * p - d * (k - 1) - 1) % s for size in x.shape[-2:]]
+            gx = F.conv_transpose2d(grad, weight, None, s, p, extra, c, d)
+        if ctx.needs_input_grad[1]:
+            if grad.numel() >= MIN_ELEMENTS:
+                gw = weight_grad(x, grad, k, s, p, d).to(weight.dtype)
+            else:
+                gw = torch.ops.aten.convolution_backward(
+                    grad, x, weight, None, [s, s], [p, p], [d, d], False, [0, 0], c,
+                    [False, True, False])[1]
+        if has_bias and ctx.needs_input_grad[2]:
+            gb = grad.sum((0, 2, 3))
+        return gx, gw, gb, None, None, None
+
+
+def depthwise_conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0,
+                     dilation: int = 1):
+    """``F.conv2d(x, weight, bias, stride, padding, dilation, groups=C)`` for a square
+    depthwise kernel (C, 1, k, k) with symmetric int padding; the GEMM backward where
+    :func:`use_fast_backward` and :func:`gemm_wins` say it applies, the plain conv elsewhere."""
+    if (use_fast_backward(x) and (x.requires_grad or weight.requires_grad)
+            and gemm_wins(weight.shape[-1], *x.shape[-2:], is_nhwc(x))):
+        return _DepthwiseConv2d.apply(x, weight, bias, stride, padding, dilation)
+    return F.conv2d(x, weight, bias, stride, padding, dilation, x.shape[1])
