@@ -26,7 +26,7 @@ grad enabled and not tracing (a traced graph, FLOP counting and export see a pla
 and a shape where the GEMM weight gradient is faster (:func:`gemm_wins`): it was 1.2x-2.8x faster
 than PyTorch's for every kernel >= 5 in NCHW; in channels-last, where oneDNN's weight gradient is
 about twice as fast as in NCHW and the GEMMs first need the input transposed to channel-major, it
-won only on small maps (1.1x-2.4x at 7x7, and at 14x14 with kernels >= 7) and lost elsewhere
+won only on small maps (1.0x-2.4x at 7x7, and at 14x14 with kernels >= 7) and lost elsewhere
 (0.5x-1.0x; two runs). The input gradient by ``conv_transpose2d`` was 1.0x-1.5x faster than
 PyTorch's alone, but the two separate calls were 0.8x-1.0x as fast as PyTorch's one backward call,
 so the path is not worth it where the GEMM does not run.

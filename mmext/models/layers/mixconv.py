@@ -134,7 +134,8 @@ class MixConv2d(nn.Module):
         fast_backward (bool): compute a depthwise layer's gradients on CPU with
             :func:`~mmext.models.layers.depthwise_conv.depthwise_conv2d`'s backward where it
             was measured faster (default True); False keeps PyTorch's backward, whose
-            gradients are bit-identical to timm's.
+            gradients are bit-identical to timm's and which can be differentiated twice (the
+            fast backward cannot: use False for gradient penalties).
 
     The layer keeps the input's memory format. On CPU, channels-last inputs are much faster
     (oneDNN's depthwise kernels are NHWC-native; ``benchmarks/mixconv.py``), but converting
