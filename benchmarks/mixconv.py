@@ -187,8 +187,8 @@ def measure_backward(args, dev):
     print(f'\ndevice {dev}, {torch.get_num_threads()} thread(s), batch {args.batch}; one '
           'depthwise group; ratio = PyTorch / replacement [95 % interval], > 1: replacement faster')
     print('| C | k | s | HW | layout | forward ms | weight grad ms | / GEMM | input grad ms | '
-          '/ conv_transpose2d |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+          '/ conv_transpose2d | both in one call / the two separately |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
     seen = set()
     for c, kernels, s, hw in mixnet_m_shapes():
         for k, ci in zip(kernels, split_channels(c, len(kernels))):
@@ -212,12 +212,19 @@ def measure_backward(args, dev):
                            w_gemm=lambda x=x, g=g, k=k, s=s, p=p: weight_grad(x, g, k, s, p, 1),
                            x_pt=aten([True, False, False]),
                            x_tconv=lambda g=g, w=w, s=s, p=p, ci=ci, e=extra:
-                           F.conv_transpose2d(g, w, None, s, p, e, ci))
+                           F.conv_transpose2d(g, w, None, s, p, e, ci),
+                           # PyTorch's one backward call vs the transposed conv + its weight
+                           # gradient: what the new path costs where the GEMM does not run
+                           both_pt=aten([True, True, False]),
+                           both_split=lambda g=g, w=w, s=s, p=p, ci=ci, e=extra, wg=aten(
+                               [False, True, False]): (F.conv_transpose2d(g, w, None, s, p, e, ci),
+                                                       wg()))
                 res = compare(fns, ref='w_pt', device=dev, max_seconds=args.max_seconds)
                 sec = res.seconds
                 print(f'| {ci} | {k} | {s} | {hw} | {layout} | {sec["fwd"] * 1e3:.2f} | '
                       f'{sec["w_pt"] * 1e3:.2f} | {fmt(res.ratios["w_gemm"])} | '
-                      f'{sec["x_pt"] * 1e3:.2f} | {fmt(res.ratio("x_pt", "x_tconv"))} |')
+                      f'{sec["x_pt"] * 1e3:.2f} | {fmt(res.ratio("x_pt", "x_tconv"))} | '
+                      f'{fmt(res.ratio("both_pt", "both_split"))} |')
 
 
 def print_share(args, dev, model=None, x=None):

@@ -21,15 +21,17 @@ computes the backward with other kernels:
 
 The gradients equal PyTorch's up to float rounding (another summation order; tested to 1e-10
 relative in float64). Where the path is taken was measured (``benchmarks/mixconv.py
---backward-breakdown``, CPU, 1 thread, every kernel group of MixNet-M's MixConvs): CPU, float32/64,
-grad enabled and not tracing (a traced graph, FLOP counting and export see a plain ``F.conv2d``),
-and a shape where the GEMM weight gradient is faster (:func:`gemm_wins`): it was 1.2x-2.8x faster
-than PyTorch's for every kernel >= 5 in NCHW; in channels-last, where oneDNN's weight gradient is
-about twice as fast as in NCHW and the GEMMs first need the input transposed to channel-major, it
-won only on small maps (1.0x-2.4x at 7x7, and at 14x14 with kernels >= 7) and lost elsewhere
-(0.5x-1.0x; two runs). The input gradient by ``conv_transpose2d`` was 1.0x-1.5x faster than
-PyTorch's alone, but the two separate calls were 0.8x-1.0x as fast as PyTorch's one backward call,
-so the path is not worth it where the GEMM does not run.
+--backward-breakdown``, CPU, 1 thread, every kernel group of MixNet-M's MixConvs, three runs): CPU,
+float32/64, grad enabled and not tracing (a traced graph, FLOP counting and export see a plain
+``F.conv2d``), and a shape where the GEMM weight gradient is faster (:func:`gemm_wins`): it was
+1.1x-2.8x faster than PyTorch's for every kernel >= 5 in NCHW, except the 5x5 group at 112x112 in
+one run of three (0.86x; 1.16x and 1.19x in the others); in channels-last, where oneDNN's weight
+gradient is about twice as fast as in NCHW and the GEMMs first need the input transposed to
+channel-major, it won only on small maps (0.97x-2.4x at 7x7, and at 14x14 with kernels >= 7) and
+lost elsewhere (0.5x-1.0x). The input gradient by ``conv_transpose2d`` was 1.0x-2.6x faster than
+PyTorch's alone, but the two separate calls cost 0.93x-1.09x of PyTorch's one backward call (the
+benchmark's last column) before the autograd Function's own overhead, so the path is not worth it
+where the GEMM does not run.
 """
 import torch
 import torch.nn.functional as F
