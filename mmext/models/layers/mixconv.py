@@ -137,10 +137,10 @@ class MixConv2d(nn.Module):
             gradients are bit-identical to timm's and which can be differentiated twice (the
             fast backward cannot: use False for gradient penalties).
 
-    The layer keeps the input's memory format. On CPU, channels-last inputs are much faster
-    (oneDNN's depthwise kernels are NHWC-native; ``benchmarks/mixconv.py``), but converting
-    around each layer of an NCHW network costs more than it saves: convert the whole network
-    instead (``MixNet(channels_last=True)``).
+    The layer keeps the input's memory format. On CPU, channels-last inputs are faster
+    (oneDNN's depthwise kernels are NHWC-native; with ``fast_backward`` the gap is smaller:
+    ``benchmarks/mixconv.py``), but converting around each layer of an NCHW network costs more
+    than it saves: convert the whole network instead (``MixNet(channels_last=True)``).
 
     Raises:
         ValueError: even or non-positive kernel, more groups than channels, a depthwise layer
