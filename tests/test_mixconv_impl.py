@@ -135,3 +135,13 @@ def test_fast_backward_only_where_it_was_measured_faster():
     graph = torch.jit.trace(conv, x.requires_grad_()).inlined_graph
     assert 'PythonOp' not in str(graph) and str(graph).count('aten::_convolution') == 2
     assert 'fast_backward=True' in repr(conv)
+
+
+def test_depthwise_conv2d_names_a_weight_that_is_not_depthwise():
+    from mmext.models.layers.depthwise_conv import depthwise_conv2d
+    x = torch.randn(2, 8, 9, 9)
+    for w in (torch.randn(8, 2, 5, 5), torch.randn(6, 1, 5, 5), torch.randn(8, 1, 5, 3)):
+        with pytest.raises(ValueError, match=r'weight of shape .* expected an \(N, C, H, W\) '
+                                             r'input and a \(C, 1, k, k\) weight'):
+            depthwise_conv2d(x, w, padding=2)
+

@@ -89,6 +89,15 @@ def test_mixconv_equals_timm_mixed_conv2d(stride):
     ref.load_state_dict({k.replace('convs.', ''): v for k, v in ours.state_dict().items()})
     x = torch.randn(2, 30, 20, 20)
     torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+    # and the same gradients, with the default (GEMM weight-gradient) backward on CPU
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    g = torch.randn_like(ref(x))
+    ours(xa).backward(g)
+    ref(xb).backward(g)
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-4, atol=1e-4)
+    for i, conv in enumerate(ours.convs):
+        torch.testing.assert_close(conv.weight.grad, ref[str(i)].weight.grad, rtol=1e-4,
+                                   atol=1e-4)
 
 
 def test_grouped_pointwise_conv_is_a_grouped_1x1_conv():

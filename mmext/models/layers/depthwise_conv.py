@@ -128,12 +128,31 @@ class _DepthwiseConv2d(torch.autograd.Function):
         return gx, gw, gb, None, None, None
 
 
+def takes_fast_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`depthwise_conv2d` runs the GEMM backward for this input and weight:
+    :func:`use_fast_backward`, a gradient to compute, and a shape :func:`gemm_wins` names."""
+    return (use_fast_backward(x) and (x.requires_grad or weight.requires_grad)
+            and gemm_wins(weight.shape[-1], x.shape[-2], x.shape[-1], is_nhwc(x)))
+
+
 def depthwise_conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0,
-                     dilation: int = 1):
+                     dilation: int = 1, fallback=None):
     """``F.conv2d(x, weight, bias, stride, padding, dilation, groups=C)`` for a square
     depthwise kernel (C, 1, k, k) with symmetric int padding; the GEMM backward where
-    :func:`use_fast_backward` and :func:`gemm_wins` say it applies, the plain conv elsewhere."""
-    if (use_fast_backward(x) and (x.requires_grad or weight.requires_grad)
-            and gemm_wins(weight.shape[-1], *x.shape[-2:], is_nhwc(x))):
+    :func:`takes_fast_path` says so, elsewhere ``fallback(x)`` (e.g. the ``nn.Conv2d`` holding
+    ``weight``, so that its hooks run) or the plain conv.
+
+    Raises:
+        ValueError: ``weight`` is not a square depthwise kernel for ``x``'s channels.
+    """
+    c = x.shape[1] if x.dim() == 4 else None
+    if (x.dim() != 4 or weight.dim() != 4 or tuple(weight.shape[:2]) != (c, 1)
+            or weight.shape[-2] != weight.shape[-1]):
+        raise ValueError(f'depthwise_conv2d: weight of shape {tuple(weight.shape)} for input '
+                         f'{tuple(x.shape)}; expected an (N, C, H, W) input and a (C, 1, k, k) '
+                         f'weight with C = the input channels')
+    if takes_fast_path(x, weight):
         return _DepthwiseConv2d.apply(x, weight, bias, stride, padding, dilation)
-    return F.conv2d(x, weight, bias, stride, padding, dilation, x.shape[1])
+    if fallback is not None:
+        return fallback(x)
+    return F.conv2d(x, weight, bias, stride, padding, dilation, c)

@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import MODELS
-from .depthwise_conv import depthwise_conv2d, gemm_wins, is_nhwc, use_fast_backward
+from .depthwise_conv import depthwise_conv2d
 
 SPLITS = ('equal', 'exponential')
 IMPLS = ('auto', 'split', 'padded')
@@ -217,21 +217,18 @@ class MixConv2d(nn.Module):
                     if self.convs[0].bias is not None else None)
             return F.conv2d(x, self.padded_weight(), bias, self.stride, max(self.padding),
                             self.dilation, self.in_channels)
-        # per group: the GEMM backward where it was measured faster, the module elsewhere
-        # (module hooks and FLOP counters see the nn.Conv2d whenever the plain path runs)
-        fast = self.depthwise and self.fast_backward and use_fast_backward(x)
-        nhwc = fast and is_nhwc(x)
         if len(self.convs) == 1:
-            return self._group(self.convs[0], x, fast, nhwc)
+            return self._group(self.convs[0], x)
         parts = torch.split(x, self.splits, 1)
-        return torch.cat([self._group(m, part, fast, nhwc)
-                          for m, part in zip(self.convs, parts)], 1)
+        return torch.cat([self._group(m, part) for m, part in zip(self.convs, parts)], 1)
 
-    def _group(self, conv, x, fast, nhwc):
-        if fast and gemm_wins(conv.kernel_size[0], x.shape[-2], x.shape[-1], nhwc):
-            return depthwise_conv2d(x, conv.weight, conv.bias, self.stride, conv.padding[0],
-                                    self.dilation)
-        return conv(x)
+    def _group(self, conv, x):
+        if not (self.depthwise and self.fast_backward):
+            return conv(x)
+        # the GEMM backward where it was measured faster, else the module itself (its hooks
+        # and FLOP counters see the nn.Conv2d whenever the plain path runs)
+        return depthwise_conv2d(x, conv.weight, conv.bias, self.stride, conv.padding[0],
+                                self.dilation, fallback=conv)
 
     def extra_repr(self):
         return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
