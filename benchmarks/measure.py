@@ -21,12 +21,21 @@ import json
 import math
 import os
 import os.path as osp
+import subprocess
+import sys
+import tempfile
 import time
-from typing import Callable, Dict, List, NamedTuple, Sequence
+from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 from scipy import stats as _st
 
-from mmext.analysis import _sync  # CUDA synchronisation before a clock read (no-op on CPU)
+
+def _sync(device):
+    """CUDA synchronisation before a clock read (mmext's, imported only for a GPU, so that a
+    benchmark's worker processes start without importing mmext for nothing)."""
+    if str(device).startswith('cuda'):
+        from mmext.analysis import _sync as sync
+        sync(device)
 
 
 class Interval(NamedTuple):
@@ -75,17 +84,42 @@ class Comparison(NamedTuple):
     rounds: int
     converged: bool  # every interval within +-target
     times: Dict[str, List[float]]  # every variant's timed rounds (warm-up dropped), in order
+    # timed rounds per process when pooled over processes (``times`` holds them one process
+    # after another); empty: one process, and the intervals are over rounds
+    blocks: Tuple[int, ...] = ()
 
     def ratio(self, ref: str, name: str, conf: float = 0.95) -> Interval:
         """``t[ref] / t[name]`` for any two variants, paired by round like ``ratios`` (the
-        stopping rule only watched the ratios against the ``compare`` reference)."""
-        return _ratios({ref: self.times[ref], name: self.times[name]}, ref, 0, conf)[name]
+        stopping rule only watched the ratios against the ``compare`` reference); pooled by
+        process like ``ratios`` where the comparison ran in several."""
+        return _ratios({ref: self.times[ref], name: self.times[name]}, ref, 0, conf,
+                       self.blocks)[name]
+
+    def process_logs(self, ref: str, name: str) -> List[float]:
+        """Mean ``log(t[ref] / t[name])`` of each process (one value when not pooled): what a
+        benchmark averages over several comparisons (e.g. a geometric mean over layer shapes)
+        before taking an interval over processes with :func:`mean_ci`."""
+        logs = [math.log(r / t) for r, t in zip(self.times[ref], self.times[name])]
+        ends = [sum(self.blocks[:i + 1]) for i in range(len(self.blocks))] or [len(logs)]
+        sizes = list(self.blocks) or [len(logs)]
+        return [sum(logs[e - b:e]) / b for e, b in zip(ends, sizes)]
+
+    @property
+    def extent(self) -> str:
+        """How much was timed, e.g. '120 rounds in 5 processes'."""
+        return f'{self.rounds} rounds' + (f' in {len(self.blocks)} processes' if self.blocks
+                                          else '')
+
+    @property
+    def unit(self) -> str:
+        """What an interval's ``n`` counts."""
+        return 'processes' if self.blocks else 'rounds'
 
     def describe(self, ref: str) -> str:
         lines = []
         for name, r in self.ratios.items():
             lines.append(f'{ref}/{name} = {r.mean:.2f}x [{r.low:.2f}, {r.high:.2f}] '
-                         f'(95 %, {r.n} rounds)')
+                         f'(95 %, {r.n} {self.unit})')
         if not self.converged:
             lines.append('(stopped at the cap before every interval was within the target)')
         return '\n'.join(lines)
@@ -111,6 +145,8 @@ def compare(fns: Dict[str, Callable[[], object]], ref: str, device: str = 'cpu',
         raise ValueError('compare: need the reference and at least one other variant')
     if min_rounds < 2:
         raise ValueError(f'compare: min_rounds={min_rounds}; an interval needs >= 2 rounds')
+    if _session.replay is not None:
+        return _session.next_pooled(list(fns), ref, conf)
     times = {k: [] for k in fns}
     start = clock()
     rounds = 0
@@ -130,20 +166,135 @@ def compare(fns: Dict[str, Callable[[], object]], ref: str, device: str = 'cpu',
                             for r in ratios.values())
             if converged or timed >= max_rounds or clock() - start >= max_seconds:
                 break
-    seconds = {k: sorted(v[warmup:])[len(v[warmup:]) // 2] for k, v in times.items()}
-    return Comparison(ratios, seconds, timed, converged,
-                      {k: v[warmup:] for k, v in times.items()})
+    seconds = {k: _median(v[warmup:]) for k, v in times.items()}
+    res = Comparison(ratios, seconds, timed, converged, {k: v[warmup:] for k, v in times.items()})
+    _session.record(ref, res)
+    return res
 
 
-def _ratios(times, ref, warmup, conf):
+def _median(v):
+    return sorted(v)[len(v) // 2]
+
+
+def _ratios(times, ref, warmup, conf, blocks=()):
+    """Interval of ``t[ref] / t[name]`` per variant: over rounds, or with ``blocks`` (rounds per
+    process) over the processes' mean log ratios."""
     out = {}
     for name, v in times.items():
         if name == ref:
             continue
-        logs = [math.log(r / t) for r, t in zip(times[ref][warmup:], v[warmup:])]
+        if blocks:
+            logs = Comparison({}, {}, 0, True, times, blocks).process_logs(ref, name)
+        else:
+            logs = [math.log(r / t) for r, t in zip(times[ref][warmup:], v[warmup:])]
         c = mean_ci(logs, conf)
         out[name] = Interval(math.exp(c.mean), math.exp(c.low), math.exp(c.high), c.n)
     return out
+
+
+# ----------------------------------------------------------------------------- processes
+_RECORD_ENV = 'MMEXT_BENCH_RECORD'  # set in a worker: the JSON file its compare() calls go to
+_KEEP_ENV = 'MMEXT_BENCH_KEEP'  # set by a user: keep worker{i}.json there (every round's times)
+
+
+class _Session:
+    """This process's part in a run over several processes: a worker records each
+    :func:`compare` call; the parent replays them, pooled, in the same order."""
+
+    def __init__(self):
+        self.record_path = os.environ.get(_RECORD_ENV)
+        self.recorded = []
+        self.replay = None  # parent: per worker, its list of recorded calls
+        self.calls = 0
+
+    def record(self, ref, res):
+        if not self.record_path:
+            return
+        self.recorded.append(dict(ref=ref, times=res.times, converged=res.converged))
+        tmp = self.record_path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(self.recorded, f)
+        os.replace(tmp, self.record_path)
+
+    def next_pooled(self, names, ref, conf):
+        n, self.calls = self.calls, self.calls + 1
+        calls = [w[n] if n < len(w) else None for w in self.replay]
+        if any(c is None or c['ref'] != ref or sorted(c['times']) != sorted(names)
+               for c in calls):
+            raise RuntimeError(
+                f'compare() call {n + 1} (ref={ref!r}, variants {sorted(names)}) has no match '
+                'in every worker process: a benchmark run with --processes must make the same '
+                'compare() calls, in the same order, in every process')
+        return pool([Comparison({}, {}, len(c['times'][ref]), c['converged'], c['times'])
+                     for c in calls], ref, conf)
+
+
+_session = _Session()
+
+
+def pool(parts: Sequence[Comparison], ref: str, conf: float = 0.95) -> Comparison:
+    """One comparison from the same comparison run in several processes: rounds kept per
+    process, ratio intervals over the processes' mean log ratios (``n`` = processes), seconds
+    the median of every round, converged only if every process converged."""
+    names = list(parts[0].times)
+    times = {k: [t for p in parts for t in p.times[k]] for k in names}
+    blocks = tuple(len(p.times[ref]) for p in parts)
+    return Comparison(_ratios(times, ref, 0, conf, blocks),
+                      {k: _median(v) for k, v in times.items()}, sum(blocks),
+                      all(p.converged for p in parts), times, blocks)
+
+
+def in_worker() -> bool:
+    """True in a worker process of :func:`use_processes` (e.g. to skip figures that only the
+    parent prints)."""
+    return bool(_session.record_path)
+
+
+def add_processes_argument(parser, default: int = 10):
+    parser.add_argument(
+        '--processes', type=int, default=default,
+        help='run every comparison in this many fresh processes, one after another, and print '
+             'intervals over the processes (between-process spread included); 1: one process, '
+             'intervals over its rounds')
+
+
+def use_processes(processes: int, argv: Sequence[str] = None, quiet: bool = True) -> None:
+    """Make this script's :func:`compare` calls pool ``processes`` fresh runs of itself.
+
+    Call it at the start of ``main`` after parsing the arguments. With ``processes > 1`` (and
+    not already in a worker) it runs ``python argv...`` (default: this script's own command
+    line) ``processes`` times, one after another, each worker recording its ``compare`` calls
+    (workers' tables are not shown when ``quiet``; ``MMEXT_BENCH_KEEP=DIR`` keeps each
+    worker's timed rounds in ``DIR/worker{i}.json``); afterwards each ``compare`` call here times
+    nothing and returns the pooled result of the same call in the workers. The rest of the
+    script (model building, output checks, printing) runs here as it does in one process.
+    """
+    if processes < 1:
+        raise ValueError(f'--processes {processes}: give 1 or more')
+    if processes == 1 or _session.record_path:
+        return
+    argv = list(sys.argv if argv is None else argv)
+    keep = os.environ.get(_KEEP_ENV)  # a folder to keep the workers' records in, to inspect
+    with tempfile.TemporaryDirectory(prefix='mmext-bench-') as tmp:
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            tmp = keep
+        replay = []
+        for i in range(processes):
+            path = osp.join(tmp, f'worker{i}.json')
+            print(f'[measure] process {i + 1}/{processes}: {" ".join(argv)}', file=sys.stderr,
+                  flush=True)
+            done = subprocess.run([sys.executable] + argv, env={**os.environ, _RECORD_ENV: path},
+                                  stdout=subprocess.DEVNULL if quiet else None)
+            if done.returncode != 0:
+                raise RuntimeError(f'worker process {i + 1}/{processes} exited with '
+                                   f'{done.returncode}; its error is above')
+            if not osp.exists(path):  # a worker that made no compare() call
+                replay.append([])
+                continue
+            with open(path) as f:
+                replay.append(json.load(f))
+    _session.replay, _session.calls = replay, 0
 
 
 def run_key(**fields) -> str:

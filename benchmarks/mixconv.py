@@ -19,12 +19,21 @@ whole MixNet-M training step (with the classification head) is also compared wit
 depthwise weight and input gradients against the GEMM and transposed-conv ones that
 ``fast_backward`` uses: the profile that says where MixConv's time goes.
 
-    python benchmarks/mixconv.py                 # ~10 min on 2 CPU cores
-    python benchmarks/mixconv.py --quick         # layers only, 1 thread
+    python benchmarks/mixconv.py                 # about 3-10 min per process on 2 CPU cores
+    python benchmarks/mixconv.py --quick         # layers only, 1 thread (3 min, 10 processes)
     python benchmarks/mixconv.py --threads 1 --share-only  # MixConvs' share of the step (Amdahl)
     python benchmarks/mixconv.py --network-only  # the whole MixNet-M step only, 1 and all threads
     python benchmarks/mixconv.py --backward-breakdown --threads 1  # where the backward's time goes
     python benchmarks/mixconv.py --device cuda   # the same on a GPU (CUDA-synchronised timer)
+
+Every mode takes ``--processes K`` (default 10): the whole measurement runs in K fresh processes
+one after another and each interval is over the K processes' mean ratios, so it includes the
+spread between processes (oneDNN's kernel choice and memory layout differ from one process to
+the next; see ``benchmarks/measure.py``); the run takes K times as long. ``--processes 1`` gives
+the within-process intervals of earlier versions: with them two ``--quick`` runs disagreed
+beyond their intervals on some shapes, with 5 processes on 2 of 16, with 10 on none (of 48
+ratios). The share of the step (``--share-only``, and after the step) is the parent process's
+own measurement.
 """
 import argparse
 import math
@@ -34,7 +43,7 @@ import torch
 from mmext.models.backbones.mixnet import MixNet
 from mmext.models.layers.depthwise_conv import weight_grad
 from mmext.models.layers.mixconv import MixConv2d, split_channels
-from measure import compare
+from measure import add_processes_argument, compare, in_worker, mean_ci, use_processes
 
 
 def mixnet_m_shapes(size=224):
@@ -94,9 +103,12 @@ def main():
                         help='only the whole MixNet-M training step vs timm (no layer table)')
     parser.add_argument('--backward-breakdown', action='store_true',
                         help='only PyTorch vs GEMM/transposed-conv depthwise gradients per group')
+    add_processes_argument(parser)
     args = parser.parse_args()
     if args.quick and args.network_only:
         parser.error('--quick skips the network that --network-only measures: give one of them')
+    if not args.share_only:  # the share is no comparison: nothing to pool
+        use_processes(args.processes)
     if args.quick:
         args.threads, args.max_seconds = [1], 5.0
     dev = args.device
@@ -120,8 +132,9 @@ def measure_layers(args, dev):
     print(f'\ndevice {dev}, {torch.get_num_threads()} thread(s), batch {args.batch}; '
           'forward + backward; ratio = timm / variant [95 % interval], > 1: mmext faster')
     print('| C | kernels | s | HW | layout | auto picks | timm ms | timm/mmext | timm/split | '
-          'timm/padded | rounds |')
+          'timm/padded | timed |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')
+    # per (variant, layout): per shape, each process's mean log ratio
     logs = {(name, layout): [] for name in ('mmext', 'split', 'padded')
             for layout in ('nchw', 'nhwc')}
     for c, kernels, stride, hw in mixnet_m_shapes():
@@ -139,14 +152,20 @@ def measure_layers(args, dev):
                           max_seconds=args.max_seconds)
             r = res.ratios
             for name in ('mmext', 'split', 'padded'):
-                logs[name, layout].append(math.log(r[name].mean))
+                logs[name, layout].append(res.process_logs('timm', name))
             print(f'| {c} | {".".join(map(str, kernels))} | {stride} | {hw} | {layout} | {auto} | '
                   f'{res.seconds["timm"] * 1e3:.2f} | {fmt(r["mmext"])} | {fmt(r["split"])} | '
-                  f'{fmt(r["padded"])} | {res.rounds}{"" if res.converged else " (cap)"} |')
-    for (name, layout), v in logs.items():
+                  f'{fmt(r["padded"])} | {res.extent}{"" if res.converged else " (cap)"} |')
+    for (name, layout), per_shape in logs.items():
+        shape_means = [sum(p) / len(p) for p in per_shape]
+        # one geometric mean over the shapes per process; the interval is over the processes
+        per_process = [sum(v) / len(v) for v in zip(*per_shape)]
+        c = mean_ci(per_process)
+        spread = (f' [{math.exp(c.low):.2f}, {math.exp(c.high):.2f}] over {c.n} processes'
+                  if c.n > 1 else '')
         print(f'geometric mean over the layers, {layout}, timm / {name}: '
-              f'{math.exp(sum(v) / len(v)):.2f}x (range {math.exp(min(v)):.2f}-'
-              f'{math.exp(max(v)):.2f}x)')
+              f'{math.exp(c.mean):.2f}x{spread} (shapes {math.exp(min(shape_means)):.2f}-'
+              f'{math.exp(max(shape_means)):.2f}x)')
 
 
 def measure_network(args, dev):
@@ -175,9 +194,9 @@ def measure_network(args, dev):
           f'timm / mmext channels_last=True '
           f'{fmt(r["mmext_cl"])}, timm / timm channels-last {fmt(r["timm_cl"])}; both in '
           f'channels-last: timm / mmext {fmt(res.ratio("timm_cl", "mmext_cl"))} '
-          f'({res.rounds} rounds'
-          f'{"" if res.converged else ", cap reached"})')
-    print_share(args, dev, nets['mmext'], x)
+          f'({res.extent}{"" if res.converged else ", cap reached"})')
+    if not in_worker():  # the share is the parent's own measurement, not pooled
+        print_share(args, dev, nets['mmext'], x)
 
 
 def measure_backward(args, dev):

@@ -1,13 +1,16 @@
 """RetinaNet-SpineNet-49 vs MMDetection's RetinaNet-R50-FPN at 640, measured in one run.
 
     python benchmarks/spinenet.py [--size 640] [--threads 1 0] [--max-seconds 120] [--device cpu]
+                                  [--processes 10]
 
 Prints parameters, FLOPs (mmengine's counter, one multiply-add = one FLOP; the tensor forward
 mmdet's get_flops counts) and the single-image inference speed ratio, timed as mmdet's
 benchmark times it: ``model.test_step`` under ``torch.no_grad`` -- the data preprocessor
 (normalise, pad) and ``predict`` with post-processing -- for both detectors interleaved until
 the ratio's 95 % interval is within +-5 % or ``--max-seconds`` (``benchmarks/measure.py``), once
-per thread count and once more with both models in channels-last. Both use their COCO configs
+per thread count and once more with both models in channels-last; the whole measurement runs in
+``--processes`` fresh processes (default 10) and each interval is over the processes, so it
+includes the spread between processes. Both use their COCO configs
 (80 classes) with random weights; nothing is downloaded. References:
 SpineNet-49 85.4 B / 28.5 M in the paper (Table 3) (90-class head; 83.6 B / 28.31 M with 80 classes);
 mmdet RetinaNet-R50-FPN at 640 measured 95.5 G / 37.97 M.
@@ -19,7 +22,7 @@ from mmengine.config import Config
 
 import mmext  # noqa: F401
 from mmext.analysis import build_model, count_params, model_complexity, synthetic_batch
-from measure import compare
+from measure import add_processes_argument, compare, use_processes
 
 MODELS = {
     'RetinaNet-SpineNet-49': 'configs/spinenet_retina.py',
@@ -55,7 +58,9 @@ def main():
                         help='torch CPU thread counts (0 = all cores)')
     parser.add_argument('--max-seconds', type=float, default=120.0)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_processes_argument(parser)
     args = parser.parse_args()
+    use_processes(args.processes)
     shape = (args.size, args.size)
     models = {}
     for name, cfg in MODELS.items():
@@ -82,7 +87,7 @@ def main():
             print(f'{layout}, {torch.get_num_threads()} thread(s): {a} '
                   f'{1 / res.seconds[a]:.2f} img/s, {b} {1 / res.seconds[b]:.2f} img/s; '
                   f'speed ratio SpineNet / R50-FPN {r.mean:.2f}x [{r.low:.2f}, {r.high:.2f}] '
-                  f'(95 %, {res.rounds} rounds{"" if res.converged else ", cap reached"})',
+                  f'(95 %, {res.extent}{"" if res.converged else ", cap reached"})',
                   flush=True)
 
 

@@ -163,3 +163,84 @@ def test_mixconv_benchmark_refuses_quick_with_network_only():
                           '--network-only'], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2
     assert '--quick skips the network that --network-only measures' in out.stderr
+
+
+def test_pooled_interval_is_over_processes_not_rounds():
+    """Two runs of benchmarks/sniper.py --chip-scaling gave disjoint intervals: each process
+    was steady, but the processes differed. Pooled, the interval covers that spread."""
+    parts = []
+    for k in (2.0, 3.0, 4.0):  # each process steady at its own ratio, 5 rounds
+        parts.append(measure.Comparison({}, {}, 5, True, dict(a=[k] * 5, b=[1.0] * 5)))
+    res = measure.pool(parts, ref='a')
+    logs = [math.log(k) for k in (2.0, 3.0, 4.0)]
+    c = measure.mean_ci(logs)
+    r = res.ratios['b']
+    assert r.n == 3 and res.blocks == (5, 5, 5) and res.rounds == 15
+    assert r.mean == pytest.approx(24 ** (1 / 3))
+    assert (r.low, r.high) == (pytest.approx(math.exp(c.low)), pytest.approx(math.exp(c.high)))
+    assert r.low < 2.0 and r.high > 4.0  # every process's ratio inside the interval
+    assert res.ratio('a', 'b') == r  # any pair is pooled the same way
+    assert res.extent == '15 rounds in 3 processes' and res.unit == 'processes'
+    assert res.process_logs('a', 'b') == pytest.approx(logs)  # for means over several shapes
+    assert parts[0].process_logs('a', 'b') == pytest.approx([math.log(2.0)])  # not pooled
+    # over the 15 rounds as if one process, the interval would claim far more certainty
+    flat = measure.Comparison({}, {}, 15, True, res.times).ratio('a', 'b')
+    assert flat.n == 15 and flat.high - flat.low < (r.high - r.low) / 2
+
+
+SCRIPT = '''
+import os, sys
+sys.path.insert(0, {bench!r})
+import measure
+measure.use_processes(3)
+worker = os.environ.get('MMEXT_BENCH_RECORD')
+k = None
+if worker:  # workers number themselves 2, 3, 4 through a counter file
+    counter = os.path.join({tmp!r}, 'count')
+    k = 2 + (int(open(counter).read()) if os.path.exists(counter) else 0)
+    open(counter, 'w').write(str(k - 1))
+now = [0.0]
+def work(seconds):
+    def fn():
+        now[0] += seconds
+    return fn
+res = measure.compare(dict(a=work(k or 0), b=work(1.0)), ref='a', warmup=0, min_rounds=3,
+                      clock=lambda: now[0])
+print('first', res.ratios['b'].mean, res.ratios['b'].n, res.extent)
+res = measure.compare(dict(a=work(1.0), c=work(k or 0)), ref='a', warmup=0, min_rounds=3,
+                      clock=lambda: now[0])
+print('second', res.ratios['c'].mean, res.ratios['c'].n)
+if not worker and {extra}:
+    measure.compare(dict(a=work(1.0), b=work(1.0)), ref='a', clock=lambda: now[0])
+'''
+
+
+def _run_script(tmp_path, extra=False):
+    import subprocess
+    script = tmp_path / 'bench.py'
+    script.write_text(SCRIPT.format(bench=osp.join(ROOT, 'benchmarks'), tmp=str(tmp_path),
+                                    extra=extra))
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=str(tmp_path))
+
+
+def test_use_processes_replays_each_compare_call_pooled_over_fresh_workers(tmp_path):
+    out = _run_script(tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split('\n')
+    # only the parent's lines are shown (workers' stdout is dropped), one per compare() call
+    first = next(x for x in lines if x.startswith('first')).split(' ', 3)
+    second = next(x for x in lines if x.startswith('second')).split()
+    assert float(first[1]) == pytest.approx(24 ** (1 / 3)) and first[2] == '3'
+    assert first[3].endswith('rounds in 3 processes')
+    assert float(second[1]) == pytest.approx(24 ** (-1 / 3)) and second[2] == '3'
+    assert out.stderr.count('[measure] process') == 3
+    assert sum(x.startswith('first') for x in lines) == 1
+
+
+def test_use_processes_names_a_call_the_workers_did_not_make(tmp_path):
+    out = _run_script(tmp_path, extra=True)
+    assert out.returncode != 0
+    assert "compare() call 3 (ref='a', variants ['a', 'b']) has no match" in out.stderr
+    with pytest.raises(ValueError, match='--processes 0'):
+        measure.use_processes(0)
