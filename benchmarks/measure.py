@@ -282,6 +282,8 @@ def use_processes(processes: int, argv: Sequence[str] = None, quiet: bool = True
         replay = []
         for i in range(processes):
             path = osp.join(tmp, f'worker{i}.json')
+            if osp.exists(path):  # a kept record of an earlier run is not this worker's
+                os.remove(path)
             print(f'[measure] process {i + 1}/{processes}: {" ".join(argv)}', file=sys.stderr,
                   flush=True)
             done = subprocess.run([sys.executable] + argv, env={**os.environ, _RECORD_ENV: path},

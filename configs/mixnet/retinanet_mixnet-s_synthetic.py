@@ -3,7 +3,7 @@
 # default momentum (the official 0.01 is too slow to settle in a few hundred iterations), a
 # 128-channel FPN and head with 2 stacked convs (the COCO head is 7.5 of the 7.8 GFLOPs at 256 px;
 # this one 1.1) with per-level BN (mmext's RetinaSepBNActHead, as the SpineNet synthetic config),
-# anchors from 16 px, channels-last backbone (MixNet-M training step 1.1x-1.2x faster
+# anchors from 16 px, channels-last backbone (MixNet-M training step 1.05x-1.10x faster
 # on CPU than NCHW, benchmarks/mixconv.py --network-only), 256 px input, AdamW 4e-3 with
 # a short cosine schedule. Measured (20 epochs, ~14 min on 2 shared cores): loss 2.9 -> 0.64,
 # bbox mAP 0.047 (AP50 0.119, APm 0.103).

@@ -222,9 +222,10 @@ class MixNet(FreezableBackbone):
         channels_last (bool): run the network in channels-last memory format (the outputs are
             channels-last too; values are unchanged). On CPU, timm's MixConv layers run
             1.0x-2.2x faster channels-last than NCHW (oneDNN's depthwise kernels are
-            NHWC-native), mmext's less so since its NCHW backward is faster; the whole
-            training step is 1.1x-1.2x faster channels-last (``benchmarks/mixconv.py``; the
-            model card has the table). Default False.
+            NHWC-native), mmext's less so since its NCHW backward is faster; mmext's whole
+            MixNet-M training step is 1.05x-1.10x faster channels-last, timm's 1.19x-1.26x
+            (``benchmarks/mixconv.py --network-only``; the model card has the table).
+            Default False.
         tf_padding (bool): strided convs pad as TF 'SAME' (asymmetric: the official TF
             weights and timm's ``tf_mixnet_*``). Default False (PyTorch's symmetric padding,
             timm's ``mixnet_*``).
