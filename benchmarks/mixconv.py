@@ -21,6 +21,7 @@ depthwise weight and input gradients against the GEMM and transposed-conv ones t
 
     python benchmarks/mixconv.py                 # about 3-10 min per process on 2 CPU cores
     python benchmarks/mixconv.py --quick         # layers only, 1 thread (3 min, 10 processes)
+    python benchmarks/mixconv.py --quick --threads 0  # the same at all threads
     python benchmarks/mixconv.py --threads 1 --share-only  # MixConvs' share of the step (Amdahl)
     python benchmarks/mixconv.py --network-only  # the whole MixNet-M step only, 1 and all threads
     python benchmarks/mixconv.py --backward-breakdown --threads 1  # where the backward's time goes
@@ -31,8 +32,9 @@ one after another and each interval is over the K processes' mean ratios, so it 
 spread between processes (oneDNN's kernel choice and memory layout differ from one process to
 the next; see ``benchmarks/measure.py``); the run takes K times as long. ``--processes 1`` gives
 the within-process intervals of earlier versions: with them two ``--quick`` runs disagreed
-beyond their intervals on some shapes, with 5 processes on 2 of 16, with 10 on none (of 48
-ratios). The share of the step (``--share-only``, and after the step) is the parent process's
+beyond their intervals on one shape of 8, with 5 processes on 2 of 16; with 10, runs minutes
+apart agree, but on a shared VM the 1-thread ratio also drifts with the host's load over tens of
+minutes, which no one run covers (the model card has five runs). The share of the step (``--share-only``, and after the step) is the parent process's
 own measurement.
 """
 import argparse
@@ -91,8 +93,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--threads', type=int, nargs='+', default=[1, 0],
-                        help='torch CPU thread counts to measure (0 = all cores)')
+    parser.add_argument('--threads', type=int, nargs='+', default=None,
+                        help='torch CPU thread counts to measure (0 = all cores); default 1 and '
+                             'all, with --quick 1')
     parser.add_argument('--max-seconds', type=float, default=20.0,
                         help='cap per layer shape and layout')
     parser.add_argument('--quick', action='store_true',
@@ -110,7 +113,9 @@ def main():
     if not args.share_only:  # the share is no comparison: nothing to pool
         use_processes(args.processes)
     if args.quick:
-        args.threads, args.max_seconds = [1], 5.0
+        args.max_seconds = 5.0
+    if args.threads is None:
+        args.threads = [1] if args.quick else [1, 0]
     dev = args.device
     default_threads = torch.get_num_threads()
     for threads in (args.threads if dev == 'cpu' else [0]):
