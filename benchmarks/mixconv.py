@@ -114,8 +114,7 @@ def main():
         use_processes(args.processes)
     if args.quick:
         args.max_seconds = 5.0
-    if args.threads is None:
-        args.threads = [1] if args.quick else [1, 0]
+    args.threads = thread_counts(args.threads, args.quick)
     dev = args.device
     default_threads = torch.get_num_threads()
     for threads in (args.threads if dev == 'cpu' else [0]):
@@ -130,6 +129,13 @@ def main():
             measure_layers(args, dev)
         if not args.quick:
             measure_network(args, dev)
+
+
+def thread_counts(threads, quick):
+    """The thread counts to measure: as given, else 1 with ``--quick`` and 1 and all without."""
+    if threads is not None:
+        return list(threads)
+    return [1] if quick else [1, 0]
 
 
 def measure_layers(args, dev):

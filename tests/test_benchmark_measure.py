@@ -244,3 +244,12 @@ def test_use_processes_names_a_call_the_workers_did_not_make(tmp_path):
     assert "compare() call 3 (ref='a', variants ['a', 'b']) has no match" in out.stderr
     with pytest.raises(ValueError, match='--processes 0'):
         measure.use_processes(0)
+
+
+def test_mixconv_quick_measures_one_thread_unless_told_otherwise():
+    """``--quick --threads 0`` is the layer table at all threads (the card's 2-thread rows)."""
+    pytest.importorskip('timm')
+    import mixconv
+    assert mixconv.thread_counts(None, quick=True) == [1]
+    assert mixconv.thread_counts(None, quick=False) == [1, 0]
+    assert mixconv.thread_counts([0], quick=True) == [0]
