@@ -100,9 +100,7 @@ class Comparison(NamedTuple):
         benchmark averages over several comparisons (e.g. a geometric mean over layer shapes)
         before taking an interval over processes with :func:`mean_ci`."""
         logs = [math.log(r / t) for r, t in zip(self.times[ref], self.times[name])]
-        ends = [sum(self.blocks[:i + 1]) for i in range(len(self.blocks))] or [len(logs)]
-        sizes = list(self.blocks) or [len(logs)]
-        return [sum(logs[e - b:e]) / b for e, b in zip(ends, sizes)]
+        return _per_process(logs, self.blocks or (len(logs), ))
 
     @property
     def extent(self) -> str:
@@ -183,12 +181,20 @@ def _ratios(times, ref, warmup, conf, blocks=()):
     for name, v in times.items():
         if name == ref:
             continue
+        logs = [math.log(r / t) for r, t in zip(times[ref][warmup:], v[warmup:])]
         if blocks:
-            logs = Comparison({}, {}, 0, True, times, blocks).process_logs(ref, name)
-        else:
-            logs = [math.log(r / t) for r, t in zip(times[ref][warmup:], v[warmup:])]
+            logs = _per_process(logs, blocks)
         c = mean_ci(logs, conf)
         out[name] = Interval(math.exp(c.mean), math.exp(c.low), math.exp(c.high), c.n)
+    return out
+
+
+def _per_process(logs, blocks):
+    """The mean of each process's rounds in ``logs`` (``blocks``: rounds per process, in order)."""
+    out, start = [], 0
+    for b in blocks:
+        out.append(sum(logs[start:start + b]) / b)
+        start += b
     return out
 
 
@@ -258,13 +264,13 @@ def add_processes_argument(parser, default: int = 10):
              'intervals over its rounds')
 
 
-def use_processes(processes: int, argv: Sequence[str] = None, quiet: bool = True) -> None:
+def use_processes(processes: int) -> None:
     """Make this script's :func:`compare` calls pool ``processes`` fresh runs of itself.
 
     Call it at the start of ``main`` after parsing the arguments. With ``processes > 1`` (and
-    not already in a worker) it runs ``python argv...`` (default: this script's own command
-    line) ``processes`` times, one after another, each worker recording its ``compare`` calls
-    (workers' tables are not shown when ``quiet``; ``MMEXT_BENCH_KEEP=DIR`` keeps each
+    not already in a worker) it runs this script's own command line ``processes`` times, one
+    after another, each worker recording its ``compare`` calls (the workers' tables are not
+    shown; ``MMEXT_BENCH_KEEP=DIR`` keeps each
     worker's timed rounds in ``DIR/worker{i}.json``); afterwards each ``compare`` call here times
     nothing and returns the pooled result of the same call in the workers. The rest of the
     script (model building, output checks, printing) runs here as it does in one process.
@@ -273,7 +279,7 @@ def use_processes(processes: int, argv: Sequence[str] = None, quiet: bool = True
         raise ValueError(f'--processes {processes}: give 1 or more')
     if processes == 1 or _session.record_path:
         return
-    argv = list(sys.argv if argv is None else argv)
+    argv = list(sys.argv)
     keep = os.environ.get(_KEEP_ENV)  # a folder to keep the workers' records in, to inspect
     with tempfile.TemporaryDirectory(prefix='mmext-bench-') as tmp:
         if keep:
@@ -287,7 +293,7 @@ def use_processes(processes: int, argv: Sequence[str] = None, quiet: bool = True
             print(f'[measure] process {i + 1}/{processes}: {" ".join(argv)}', file=sys.stderr,
                   flush=True)
             done = subprocess.run([sys.executable] + argv, env={**os.environ, _RECORD_ENV: path},
-                                  stdout=subprocess.DEVNULL if quiet else None)
+                                  stdout=subprocess.DEVNULL)
             if done.returncode != 0:
                 raise RuntimeError(f'worker process {i + 1}/{processes} exited with '
                                    f'{done.returncode}; its error is above')

@@ -33,9 +33,9 @@ spread between processes (oneDNN's kernel choice and memory layout differ from o
 the next; see ``benchmarks/measure.py``); the run takes K times as long. ``--processes 1`` gives
 the within-process intervals of earlier versions: with them two ``--quick`` runs disagreed
 beyond their intervals on one shape of 8, with 5 processes on 2 of 16; with 10, runs minutes
-apart agree, but on a shared VM the 1-thread ratio also drifts with the host's load over tens of
-minutes, which no one run covers (the model card has five runs). The share of the step (``--share-only``, and after the step) is the parent process's
-own measurement.
+apart agree, but on a shared VM the 1-thread ratio also drifts with the host's load over tens
+of minutes, which no one run covers (the model card has five runs). The share of the step
+(``--share-only``, and after the step) is the parent process's own measurement.
 """
 import argparse
 import math
