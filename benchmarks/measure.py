@@ -29,6 +29,17 @@ from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 from scipy import stats as _st
 
+# PyTorch's CPU convolutions (oneDNN) cache their compiled kernels, 1024 by default (oneDNN's
+# primitive cache). A benchmark that interleaves several networks in one process can use more
+# (at 2 threads, where the 1x1 convs run in oneDNN too) and every call then recompiles: each
+# network's speed depends on what else is timed. Measured: timm's MixNet-M step in channels-last
+# vs NCHW, 1.01x with six networks in the round, 1.22x-1.28x with five, or with six and this
+# capacity (benchmarks/mixconv.py --network-only --threads 0; ideep's LRU_CACHE_CAPACITY made no
+# difference). oneDNN reads it when the first primitive is created, so setting it at import
+# suffices (also checked with --processes 1); a value already in the environment wins.
+ONEDNN_CACHE_CAPACITY = 65536
+os.environ.setdefault('ONEDNN_PRIMITIVE_CACHE_CAPACITY', str(ONEDNN_CACHE_CAPACITY))
+
 
 def _sync(device):
     """CUDA synchronisation before a clock read (mmext's, imported only for a GPU, so that a

@@ -15,9 +15,12 @@ in NCHW and channels-last, with 1 thread and with all threads, by ``benchmarks/m
 interleaved rounds until the ratio's 95 % interval is within +-5 % (or the per-layer cap),
 warm-up excluded. Ratios ``timm / variant`` > 1 mean mmext is faster. Unless ``--quick``, the
 whole MixNet-M training step (with the classification head) is also compared with timm's
-``mixnet_m``. ``--backward-breakdown`` times, per kernel group of those layers, PyTorch's
-depthwise weight and input gradients against the GEMM and transposed-conv ones that
-``fast_backward`` uses: the profile that says where MixConv's time goes.
+``mixnet_m``, and for attribution with either of mmext's two changes undone (PyTorch's depthwise
+backward, ``fast_backward=False``; one conv per group in the 2-group 1x1 layers,
+``GroupedPointwiseConv2d(impl='split')``). ``--backward-breakdown`` times, per kernel group of
+those layers, PyTorch's depthwise weight and input gradients against the GEMM and
+transposed-conv ones that ``fast_backward`` uses: the profile that says where MixConv's time
+goes.
 
     python benchmarks/mixconv.py                 # about 3-10 min per process on 2 CPU cores
     python benchmarks/mixconv.py --quick         # layers only, 1 thread (3 min, 10 processes)
@@ -25,6 +28,7 @@ depthwise weight and input gradients against the GEMM and transposed-conv ones t
     python benchmarks/mixconv.py --threads 1 --share-only  # MixConvs' share of the step (Amdahl)
     python benchmarks/mixconv.py --network-only  # the whole MixNet-M step only, 1 and all threads
     python benchmarks/mixconv.py --backward-breakdown --threads 1  # where the backward's time goes
+    python benchmarks/mixconv.py --pointwise --threads 1 0 --max-seconds 5  # grouped 1x1 layers
     python benchmarks/mixconv.py --device cuda   # the same on a GPU (CUDA-synchronised timer)
 
 Every mode takes ``--processes K`` (default 10): the whole measurement runs in K fresh processes
@@ -44,7 +48,7 @@ import torch
 
 from mmext.models.backbones.mixnet import MixNet
 from mmext.models.layers.depthwise_conv import weight_grad
-from mmext.models.layers.mixconv import MixConv2d, split_channels
+from mmext.models.layers.mixconv import GroupedPointwiseConv2d, MixConv2d, split_channels
 from measure import add_processes_argument, compare, in_worker, mean_ci, use_processes
 
 
@@ -66,6 +70,37 @@ def mixnet_m_shapes(size=224):
     for h in handles:
         h.remove()
     return shapes
+
+
+def mixnet_m_pointwise_shapes(size=224):
+    """(in, out, groups, input size) of every 1x1 conv of MixNet-M split into groups (the
+    expansions and projections of the official ``a1.1``/``p1.1`` blocks), duplicates removed."""
+    model = MixNet('M').eval()
+    shapes = []
+
+    def hook(module, inputs):
+        key = (module.in_channels, module.out_channels, len(module.convs), inputs[0].shape[-1])
+        if key not in shapes:
+            shapes.append(key)
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
+               if isinstance(m, GroupedPointwiseConv2d) and len(m.convs) > 1]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    for h in handles:
+        h.remove()
+    return shapes
+
+
+def pointwise_variants(cin, cout, groups, dev):
+    from timm.layers import MixedConv2d
+    mmext = GroupedPointwiseConv2d(cin, cout, groups).to(dev)
+    split = GroupedPointwiseConv2d(cin, cout, groups, impl='split').to(dev)
+    split.load_state_dict(mmext.state_dict())
+    ref = MixedConv2d(cin, cout, [1] * groups, depthwise=False).to(dev)
+    for i, conv in enumerate(mmext.convs):
+        ref[str(i)].weight.data.copy_(conv.weight.data)
+    return dict(timm=ref, mmext=mmext, split=split), mmext.impl
 
 
 def layer_variants(c, kernels, stride, dev):
@@ -106,6 +141,8 @@ def main():
                         help='only the whole MixNet-M training step vs timm (no layer table)')
     parser.add_argument('--backward-breakdown', action='store_true',
                         help='only PyTorch vs GEMM/transposed-conv depthwise gradients per group')
+    parser.add_argument('--pointwise', action='store_true',
+                        help="only MixNet-M's grouped 1x1 layers: one grouped conv vs per group")
     add_processes_argument(parser)
     args = parser.parse_args()
     if args.quick and args.network_only:
@@ -124,6 +161,9 @@ def main():
             continue
         if args.backward_breakdown:
             measure_backward(args, dev)
+            continue
+        if args.pointwise:
+            measure_pointwise(args, dev)
             continue
         if not args.network_only:
             measure_layers(args, dev)
@@ -167,6 +207,45 @@ def measure_layers(args, dev):
             print(f'| {c} | {".".join(map(str, kernels))} | {stride} | {hw} | {layout} | {auto} | '
                   f'{res.seconds["timm"] * 1e3:.2f} | {fmt(r["mmext"])} | {fmt(r["split"])} | '
                   f'{fmt(r["padded"])} | {res.extent}{"" if res.converged else " (cap)"} |')
+    print_geometric_means(logs)
+
+
+def measure_pointwise(args, dev):
+    """MixNet-M's 2-group 1x1 layers: mmext's default (one grouped conv) and one conv per
+    group, against timm's ``MixedConv2d``; forward + backward, both layouts."""
+    torch.manual_seed(0)
+    print(f'\ndevice {dev}, {torch.get_num_threads()} thread(s), batch {args.batch}; grouped 1x1 '
+          'layers, forward + backward; ratio = timm / variant [95 % interval]')
+    print('| in | out | groups | HW | layout | auto picks | timm ms | timm/mmext | timm/split | '
+          'timed |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    logs = {(name, layout): [] for name in ('mmext', 'split') for layout in ('nchw', 'nhwc')}
+    for cin, cout, groups, hw in mixnet_m_pointwise_shapes():
+        fns, auto = pointwise_variants(cin, cout, groups, dev)
+        for layout in ('nchw', 'nhwc'):
+            x = torch.randn(args.batch, cin, hw, hw, device=dev)
+            if layout == 'nhwc':
+                x = x.contiguous(memory_format=torch.channels_last)
+            x.requires_grad_()
+            with torch.no_grad():
+                for name in ('mmext', 'split'):
+                    torch.testing.assert_close(fns[name](x), fns['timm'](x), rtol=1e-5,
+                                               atol=1e-5)
+            res = compare({k: fwd_bwd(m, x) for k, m in fns.items()}, ref='timm', device=dev,
+                          max_seconds=args.max_seconds)
+            for name in ('mmext', 'split'):
+                logs[name, layout].append(res.process_logs('timm', name))
+            print(f'| {cin} | {cout} | {groups} | {hw} | {layout} | {auto} | '
+                  f'{res.seconds["timm"] * 1e3:.2f} | {fmt(res.ratios["mmext"])} | '
+                  f'{fmt(res.ratios["split"])} | {res.extent}'
+                  f'{"" if res.converged else " (cap)"} |')
+    print_geometric_means(logs)
+
+
+def print_geometric_means(logs):
+    """Per (variant, layout): the geometric mean ratio over the shapes, its interval over
+    processes, and the range of the shapes' ratios (``logs``: per shape, the processes' mean
+    log ratios)."""
     for (name, layout), per_shape in logs.items():
         shape_means = [sum(p) / len(p) for p in per_shape]
         # one geometric mean over the shapes per process; the interval is over the processes
@@ -185,14 +264,19 @@ def measure_network(args, dev):
     # timm in channels-last too: the same memory-format switch, so that mmext's channels_last
     # figure is not a comparison of layouts
     timm_cl = torch.nn.Sequential(ChannelsLast(), timm.create_model('mixnet_m', pretrained=False))
-    # mmext with PyTorch's depthwise backward: the same algorithm as timm's, for attribution
-    mmext_pt = MixNet('M', num_classes=1000)
+    # for attribution, mmext with one of its two speed-ups undone: PyTorch's depthwise backward
+    # (fast_backward=False), or one conv per group in the 2-group 1x1 layers (impl='split')
+    mmext_pt, mmext_gs = MixNet('M', num_classes=1000), MixNet('M', num_classes=1000)
     for m in mmext_pt.modules():
         if isinstance(m, MixConv2d):
             m.fast_backward = False
+    for m in mmext_gs.modules():
+        if isinstance(m, GroupedPointwiseConv2d):
+            m.impl = 'split'
     nets = dict(timm=timm.create_model('mixnet_m', pretrained=False),
                 mmext=MixNet('M', num_classes=1000),
                 mmext_pt=mmext_pt,
+                mmext_gs=mmext_gs,
                 mmext_cl=MixNet('M', num_classes=1000, channels_last=True),
                 timm_cl=timm_cl.to(memory_format=torch.channels_last))
     fns = {k: fwd_bwd(m.to(dev).train(), x) for k, m in nets.items()}
@@ -201,7 +285,8 @@ def measure_network(args, dev):
     r = res.ratios
     print(f'MixNet-M training step (forward + backward) at 224, batch {args.batch}, '
           f'{torch.get_num_threads()} thread(s): timm {res.seconds["timm"] * 1e3:.0f} ms; '
-          f'timm / mmext {fmt(r["mmext"])} (fast_backward=False: {fmt(r["mmext_pt"])}), '
+          f'timm / mmext {fmt(r["mmext"])} (fast_backward=False: {fmt(r["mmext_pt"])}; '
+          f'split 1x1 groups: {fmt(r["mmext_gs"])}), '
           f'timm / mmext channels_last=True '
           f'{fmt(r["mmext_cl"])}, timm / timm channels-last {fmt(r["timm_cl"])}; both in '
           f'channels-last: timm / mmext {fmt(res.ratio("timm_cl", "mmext_cl"))} '

@@ -253,3 +253,20 @@ def test_mixconv_quick_measures_one_thread_unless_told_otherwise():
     assert mixconv.thread_counts(None, quick=True) == [1]
     assert mixconv.thread_counts(None, quick=False) == [1, 0]
     assert mixconv.thread_counts([0], quick=True) == [0]
+
+
+@pytest.mark.parametrize('preset,expected', [(None, str(measure.ONEDNN_CACHE_CAPACITY)),
+                                             ('2048', '2048')])
+def test_importing_measure_enlarges_onednn_primitive_cache(preset, expected):
+    """Several networks interleaved in one process overflowed oneDNN's default 1024 compiled
+    kernels and slowed each other down; measure sets a larger cache unless the user set one."""
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != 'ONEDNN_PRIMITIVE_CACHE_CAPACITY'}
+    if preset is not None:
+        env['ONEDNN_PRIMITIVE_CACHE_CAPACITY'] = preset
+    out = subprocess.run(
+        [sys.executable, '-c', 'import os, measure; '
+         'print(os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"])'],
+        cwd=osp.join(ROOT, 'benchmarks'), env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected

@@ -1,8 +1,9 @@
-"""The padded single-conv MixConv equals the per-group one: outputs and gradients (issue 22)."""
+"""The padded single-conv MixConv (depthwise, and dense groups as one grouped conv) equals the
+per-group one: outputs and gradients (issue 22)."""
 import pytest
 import torch
 
-from mmext.models.layers.mixconv import MixConv2d, padded_cost
+from mmext.models.layers.mixconv import GroupedPointwiseConv2d, MixConv2d, padded_cost
 
 CASES = [
     # channels, kernels, stride, dilation, split, bias, channels_last
@@ -52,8 +53,46 @@ def test_auto_chooses_by_cost_and_refuses_bad_impl():
     assert MixConv2d(16, 16, (3, )).impl == 'split'  # a single conv: nothing to merge
     with pytest.raises(ValueError, match="impl='fused' is not one of"):
         MixConv2d(16, 16, (3, 5), impl='fused')
-    with pytest.raises(ValueError, match='needs a depthwise MixConv'):
-        MixConv2d(16, 32, (1, 1), depthwise=False, impl='padded')
+    # dense groups: one grouped conv where the splits are equal (MixNet's 1x1 expansions)
+    assert GroupedPointwiseConv2d(40, 240, 2).impl == 'padded'
+    assert GroupedPointwiseConv2d(40, 240, 2, impl='split').impl == 'split'
+    assert GroupedPointwiseConv2d(41, 240, 2).impl == 'split'  # 21 + 20 inputs: no grouped conv
+    assert MixConv2d(16, 32, (3, 5), depthwise=False).impl == 'split'  # padding would add MACs
+    with pytest.raises(ValueError, match=r'equal channel splits, got \[8, 7\] -> \[16, 16\]'):
+        MixConv2d(15, 32, (1, 1), depthwise=False, impl='padded')
+
+
+DENSE_CASES = [
+    # in, out, kernels, stride, split, bias, channels_last
+    (40, 240, (1, 1), 1, 'equal', False, False),  # MixNet-M's a1.1 expansion
+    (240, 40, (1, 1), 1, 'equal', True, True),  # projection, bias, channels-last
+    (24, 36, (1, 1, 1), 1, 'equal', False, False),
+    (16, 32, (3, 5), 2, 'equal', False, False),  # kernels padded to 5x5, stride 2
+    (32, 16, (1, 1), 1, 'exponential', False, True),  # 16 + 16 -> 8 + 8
+]
+
+
+@pytest.mark.parametrize('cin,cout,kernels,stride,split,bias,cl', DENSE_CASES)
+def test_grouped_dense_conv_equals_split(cin, cout, kernels, stride, split, bias, cl):
+    """Dense groups as one grouped conv: the per-group result, outputs and gradients."""
+    torch.manual_seed(0)
+    ref = MixConv2d(cin, cout, kernels, stride=stride, depthwise=False, bias=bias, split=split,
+                    impl='split')
+    fast = MixConv2d(cin, cout, kernels, stride=stride, depthwise=False, bias=bias,
+                     split=split, impl='padded')
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(2, cin, 11, 9)
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = ref(xa), fast(xb)
+    torch.testing.assert_close(yb, ya, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(ya)
+    ya.backward(g)
+    yb.backward(g)
+    torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-5, atol=1e-5)
+    for (name, pa), pb in zip(ref.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(pb.grad, pa.grad, rtol=1e-4, atol=1e-4, msg=name)
 
 
 # --------------------------------------------- the GEMM weight-gradient backward (issue 22)

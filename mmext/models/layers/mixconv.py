@@ -25,6 +25,11 @@ Two ways to run a depthwise MixConv, the same function (tested: outputs and grad
   ``g`` plus the split and the concatenation, which wins where the layer is launch- or
   memory-bound rather than compute-bound.
 
+Dense groups (``depthwise=False``) with equal input and equal output splits take ``'padded'``
+too: one conv with ``groups=g`` whose weight is the groups' kernels (zero-padded to the largest)
+stacked. With MixNet's 1x1 groups it adds no multiply-adds and saves the split, the
+concatenation of the outputs and that of the input gradients (below).
+
 ``impl='auto'`` (default) picks by shape at construction, from ``PADDED_MAX_COST``; the
 parameters are the same either way, so a checkpoint does not depend on the choice.
 
@@ -50,11 +55,17 @@ IMPLS = ('auto', 'split', 'padded')
 # --quick (CPU, 1 thread, MixNet-M's 16 layer shapes x 2 layouts): padded was slower on every one,
 # 0.54x-0.91x of timm against 0.74x-1.26x for split (geometric means 0.71x vs 1.01x), so on CPU
 # 'auto' keeps the per-group convs unless the padding adds no multiply-adds (equal kernels).
+# For MixNet-M's 2-group 1x1 expansions/projections (dense groups, equal kernels) the one grouped
+# conv was 0.98x-1.13x (1 thread) and 0.87x-1.71x (2 threads) of the split per layer (forward +
+# backward, NCHW, batch 4) and the whole MixNet-M training step 1.02x-1.05x faster with it
+# (1 and 2 threads, NCHW and channels-last; benchmarks/mixconv.py --network-only compares the
+# step with impl='split' in its pointwise layers).
 PADDED_MAX_COST = 1.0
 
 
 def padded_cost(kernels: Sequence[int], splits: Sequence[int]) -> float:
-    """Multiply-adds of the padded single conv relative to the per-group convs."""
+    """Multiply-adds of the padded single conv relative to the per-group convs (depthwise;
+    for dense groups with equal splits the same ratio, ``k_max**2 * g / sum(k_i**2)``)."""
     kmax = max(kernels)
     return kmax * kmax * sum(splits) / sum(k * k * c for k, c in zip(kernels, splits))
 
@@ -130,7 +141,8 @@ class MixConv2d(nn.Module):
         bias (bool): add a bias per group. Default False (a BN follows in MixNet).
         split (str): ``'equal'`` (default, official code) or ``'exponential'`` (paper Sec. 3.2).
         impl (str): ``'auto'`` (default), ``'split'`` or ``'padded'`` (see the module
-            docstring); the same function and parameters either way.
+            docstring; ``'padded'`` with dense groups needs equal channel splits); the same
+            function and parameters either way.
         fast_backward (bool): compute a depthwise layer's gradients on CPU with
             :func:`~mmext.models.layers.depthwise_conv.depthwise_conv2d`'s backward where it
             was measured faster (default True); False keeps PyTorch's backward, whose
@@ -196,17 +208,21 @@ class MixConv2d(nn.Module):
         self.fast_backward = bool(fast_backward)
 
     def _choose_impl(self, impl):
-        if len(self.convs) == 1 or not self.depthwise:
-            if impl == 'padded' and not self.depthwise:
-                raise ValueError('MixConv: impl="padded" needs a depthwise MixConv')
-            return 'split'  # one conv, or dense groups: nothing to merge
+        if len(self.convs) == 1:
+            return 'split'  # one conv: nothing to merge
+        if not self.depthwise and (len(set(self.splits)) > 1 or len(set(self.out_splits)) > 1):
+            if impl == 'padded':  # groups of different widths are no single grouped conv
+                raise ValueError(f'MixConv: impl="padded" with dense groups needs equal channel '
+                                 f'splits, got {self.splits} -> {self.out_splits}')
+            return 'split'
         if impl == 'auto':
             cost = padded_cost(self.kernel_size, self.splits)
             return 'padded' if cost <= PADDED_MAX_COST else 'split'
         return impl
 
     def padded_weight(self):
-        """(C, 1, k_max, k_max): every group's kernel zero-padded, centred, concatenated."""
+        """(C_out, C_in / groups, k_max, k_max): every group's kernel zero-padded, centred,
+        concatenated (``groups`` = ``self.groups``: the channels, or ``g`` for dense groups)."""
         kmax = max(self.kernel_size)
         return torch.cat([F.pad(conv.weight, [(kmax - k) // 2] * 4)
                           for conv, k in zip(self.convs, self.kernel_size)], 0)
@@ -216,7 +232,7 @@ class MixConv2d(nn.Module):
             bias = (torch.cat([c.bias for c in self.convs])
                     if self.convs[0].bias is not None else None)
             return F.conv2d(x, self.padded_weight(), bias, self.stride, max(self.padding),
-                            self.dilation, self.in_channels)
+                            self.dilation, self.groups)
         if len(self.convs) == 1:
             return self._group(self.convs[0], x)
         parts = torch.split(x, self.splits, 1)
@@ -242,7 +258,8 @@ class GroupedPointwiseConv2d(MixConv2d):
     """Grouped 1x1 conv with MixConv's channel split (MixNet's expansion/projection layers, the
     ``a1.1``/``p1.1`` of the official block strings; official ``GroupedConv2D``): the input and
     the output are each split with :func:`split_channels` and group ``i`` maps input split ``i``
-    to output split ``i``. With one group it is a plain 1x1 conv.
+    to output split ``i``. With one group it is a plain 1x1 conv. With equal splits it runs as
+    one ``groups``-grouped conv (``impl='padded'``, chosen by ``'auto'``; module docstring).
 
     Args:
         in_channels (int): input channels.
@@ -250,17 +267,19 @@ class GroupedPointwiseConv2d(MixConv2d):
         groups (int): number of groups. Default 1.
         bias (bool): Default False.
         split (str): ``'equal'`` (default) or ``'exponential'``.
+        impl (str): ``'auto'`` (default), ``'split'`` (one conv per group, as the official code
+            and timm) or ``'padded'`` (one grouped conv; needs equal splits).
     """
 
     def __init__(self, in_channels: int, out_channels: int, groups: int = 1,
-                 bias: bool = False, split: str = 'equal'):
+                 bias: bool = False, split: str = 'equal', impl: str = 'auto'):
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
             raise ValueError(f'GroupedPointwiseConv2d: groups={groups!r} must be an integer >= 1')
         if groups > min(in_channels, out_channels):
             raise ValueError(f'GroupedPointwiseConv2d: {groups} groups for {in_channels} -> '
                              f'{out_channels} channels: at most {min(in_channels, out_channels)}')
         super().__init__(in_channels, out_channels, [1] * groups, depthwise=False, bias=bias,
-                         split=split)
+                         split=split, impl=impl)
 
 
 def mix_depthwise_conv(in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=0,
