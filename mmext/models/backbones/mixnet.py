@@ -223,7 +223,7 @@ class MixNet(FreezableBackbone):
             channels-last too; values are unchanged). On CPU, timm's MixConv layers run
             1.0x-2.2x faster channels-last than NCHW (oneDNN's depthwise kernels are
             NHWC-native), mmext's less so since its NCHW backward is faster; mmext's whole
-            MixNet-M training step is 1.05x-1.10x faster channels-last, timm's 1.19x-1.26x
+            MixNet-M training step is 1.06x-1.14x faster channels-last, timm's 1.17x-1.26x
             (``benchmarks/mixconv.py --network-only``; the model card has the table).
             Default False.
         tf_padding (bool): strided convs pad as TF 'SAME' (asymmetric: the official TF

@@ -55,11 +55,13 @@ IMPLS = ('auto', 'split', 'padded')
 # --quick (CPU, 1 thread, MixNet-M's 16 layer shapes x 2 layouts): padded was slower on every one,
 # 0.54x-0.91x of timm against 0.74x-1.26x for split (geometric means 0.71x vs 1.01x), so on CPU
 # 'auto' keeps the per-group convs unless the padding adds no multiply-adds (equal kernels).
-# For MixNet-M's 2-group 1x1 expansions/projections (dense groups, equal kernels) the one grouped
-# conv was 0.98x-1.13x (1 thread) and 0.87x-1.71x (2 threads) of the split per layer (forward +
-# backward, NCHW, batch 4) and the whole MixNet-M training step 1.02x-1.05x faster with it
-# (1 and 2 threads, NCHW and channels-last; benchmarks/mixconv.py --network-only compares the
-# step with impl='split' in its pointwise layers).
+# For MixNet-M's 2-group 1x1 expansions/projections (dense groups, equal kernels: cost 1.0) the
+# one grouped conv, forward + backward, batch 4, against timm's per-group MixedConv2d per layer
+# (benchmarks/mixconv.py --pointwise --threads 1 0): NCHW 0.93x-1.12x at 1 thread, 0.84x-1.50x at
+# 2; channels-last 0.68x-0.97x at 1 thread (PyTorch runs ungrouped 1x1 convs of small batches
+# outside oneDNN there), 1.12x-1.67x at 2. In the whole NCHW MixNet-M training step it won at 1
+# and 2 threads (benchmarks/mixconv.py --network-only: timm / mmext 1.19x / 1.18x, impl='split'
+# in these layers 1.17x-1.18x / 1.15x), so 'auto' takes it wherever the splits are equal.
 PADDED_MAX_COST = 1.0
 
 
