@@ -191,19 +191,9 @@ def measure_layers(args, dev):
     for c, kernels, stride, hw in mixnet_m_shapes():
         fns, auto = layer_variants(c, kernels, stride, dev)
         for layout in ('nchw', 'nhwc'):
-            x = torch.randn(args.batch, c, hw, hw, device=dev)
-            if layout == 'nhwc':
-                x = x.contiguous(memory_format=torch.channels_last)
-            x.requires_grad_()
-            with torch.no_grad():
-                for name in ('mmext', 'split', 'padded'):
-                    torch.testing.assert_close(fns[name](x), fns['timm'](x), rtol=1e-5,
-                                               atol=1e-5)
-            res = compare({k: fwd_bwd(m, x) for k, m in fns.items()}, ref='timm', device=dev,
-                          max_seconds=args.max_seconds)
+            x = layer_input(args.batch, c, hw, layout, dev)
+            res = time_against_timm(fns, x, args, logs, layout)
             r = res.ratios
-            for name in ('mmext', 'split', 'padded'):
-                logs[name, layout].append(res.process_logs('timm', name))
             print(f'| {c} | {".".join(map(str, kernels))} | {stride} | {hw} | {layout} | {auto} | '
                   f'{res.seconds["timm"] * 1e3:.2f} | {fmt(r["mmext"])} | {fmt(r["split"])} | '
                   f'{fmt(r["padded"])} | {res.extent}{"" if res.converged else " (cap)"} |')
@@ -223,23 +213,34 @@ def measure_pointwise(args, dev):
     for cin, cout, groups, hw in mixnet_m_pointwise_shapes():
         fns, auto = pointwise_variants(cin, cout, groups, dev)
         for layout in ('nchw', 'nhwc'):
-            x = torch.randn(args.batch, cin, hw, hw, device=dev)
-            if layout == 'nhwc':
-                x = x.contiguous(memory_format=torch.channels_last)
-            x.requires_grad_()
-            with torch.no_grad():
-                for name in ('mmext', 'split'):
-                    torch.testing.assert_close(fns[name](x), fns['timm'](x), rtol=1e-5,
-                                               atol=1e-5)
-            res = compare({k: fwd_bwd(m, x) for k, m in fns.items()}, ref='timm', device=dev,
-                          max_seconds=args.max_seconds)
-            for name in ('mmext', 'split'):
-                logs[name, layout].append(res.process_logs('timm', name))
+            x = layer_input(args.batch, cin, hw, layout, dev)
+            res = time_against_timm(fns, x, args, logs, layout)
             print(f'| {cin} | {cout} | {groups} | {hw} | {layout} | {auto} | '
                   f'{res.seconds["timm"] * 1e3:.2f} | {fmt(res.ratios["mmext"])} | '
                   f'{fmt(res.ratios["split"])} | {res.extent}'
                   f'{"" if res.converged else " (cap)"} |')
     print_geometric_means(logs)
+
+
+def layer_input(batch, channels, hw, layout, dev):
+    x = torch.randn(batch, channels, hw, hw, device=dev)
+    if layout == 'nhwc':
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x.requires_grad_()
+
+
+def time_against_timm(fns, x, args, logs, layout):
+    """Checks that every variant's output equals timm's, times forward + backward of all of
+    them interleaved, and appends each variant's per-process log ratios to ``logs``."""
+    with torch.no_grad():
+        for name in fns:
+            torch.testing.assert_close(fns[name](x), fns['timm'](x), rtol=1e-5, atol=1e-5)
+    res = compare({k: fwd_bwd(m, x) for k, m in fns.items()}, ref='timm', device=str(x.device),
+                  max_seconds=args.max_seconds)
+    for name in fns:
+        if name != 'timm':
+            logs[name, layout].append(res.process_logs('timm', name))
+    return res
 
 
 def print_geometric_means(logs):
