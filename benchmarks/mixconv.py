@@ -266,12 +266,14 @@ def measure_network(args, dev):
     # figure is not a comparison of layouts
     timm_cl = torch.nn.Sequential(ChannelsLast(), timm.create_model('mixnet_m', pretrained=False))
     # for attribution, mmext with one of its two speed-ups undone: PyTorch's depthwise backward
-    # (fast_backward=False), or one conv per group in the 2-group 1x1 layers (impl='split')
+    # (fast_backward=False), or one conv per group in the 2-group 1x1 layers (impl='split'; in
+    # both layouts, since per layer the grouped conv loses in channels-last at 1 thread)
     mmext_pt, mmext_gs = MixNet('M', num_classes=1000), MixNet('M', num_classes=1000)
+    mmext_cl_gs = MixNet('M', num_classes=1000, channels_last=True)
     for m in mmext_pt.modules():
         if isinstance(m, MixConv2d):
             m.fast_backward = False
-    for m in mmext_gs.modules():
+    for m in [*mmext_gs.modules(), *mmext_cl_gs.modules()]:
         if isinstance(m, GroupedPointwiseConv2d):
             m.impl = 'split'
     nets = dict(timm=timm.create_model('mixnet_m', pretrained=False),
@@ -279,6 +281,7 @@ def measure_network(args, dev):
                 mmext_pt=mmext_pt,
                 mmext_gs=mmext_gs,
                 mmext_cl=MixNet('M', num_classes=1000, channels_last=True),
+                mmext_cl_gs=mmext_cl_gs,
                 timm_cl=timm_cl.to(memory_format=torch.channels_last))
     fns = {k: fwd_bwd(m.to(dev).train(), x) for k, m in nets.items()}
     res = compare(fns, ref='timm', device=dev, warmup=1, min_rounds=3,
@@ -290,7 +293,8 @@ def measure_network(args, dev):
           f'split 1x1 groups: {fmt(r["mmext_gs"])}), '
           f'timm / mmext channels_last=True '
           f'{fmt(r["mmext_cl"])}, timm / timm channels-last {fmt(r["timm_cl"])}; both in '
-          f'channels-last: timm / mmext {fmt(res.ratio("timm_cl", "mmext_cl"))} '
+          f'channels-last: timm / mmext {fmt(res.ratio("timm_cl", "mmext_cl"))} (split 1x1 '
+          f'groups: {fmt(res.ratio("timm_cl", "mmext_cl_gs"))}) '
           f'({res.extent}{"" if res.converged else ", cap reached"})')
     if not in_worker():  # the share is the parent's own measurement, not pooled
         print_share(args, dev, nets['mmext'], x)

@@ -60,8 +60,9 @@ IMPLS = ('auto', 'split', 'padded')
 # (benchmarks/mixconv.py --pointwise --threads 1 0): NCHW 0.93x-1.12x at 1 thread, 0.84x-1.50x at
 # 2; channels-last 0.68x-0.97x at 1 thread (PyTorch runs ungrouped 1x1 convs of small batches
 # outside oneDNN there), 1.12x-1.67x at 2. In the whole NCHW MixNet-M training step it won at 1
-# and 2 threads (benchmarks/mixconv.py --network-only: timm / mmext 1.19x / 1.18x, impl='split'
-# in these layers 1.17x-1.18x / 1.15x), so 'auto' takes it wherever the splits are equal.
+# and 2 threads, and in the channels-last one too (benchmarks/mixconv.py --network-only: timm /
+# mmext 1.17x-1.19x, impl='split' in these layers 1.13x-1.18x), so 'auto' takes it wherever the
+# splits are equal.
 PADDED_MAX_COST = 1.0
 
 
