@@ -55,36 +55,31 @@ from measure import add_processes_argument, compare, in_worker, mean_ci, use_pro
 def mixnet_m_shapes(size=224):
     """(channels, kernels, stride, input size) of every depthwise MixConv in MixNet-M with more
     than one kernel (single-kernel ones are the same ``nn.Conv2d`` in both libraries)."""
-    model = MixNet('M').eval()
-    shapes = []
-
-    def hook(module, inputs):
-        key = (module.in_channels, module.kernel_size, module.stride, inputs[0].shape[-1])
-        if key not in shapes:
-            shapes.append(key)
-
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
-               if isinstance(m, MixConv2d) and m.depthwise and len(m.kernel_size) > 1]
-    with torch.no_grad():
-        model(torch.zeros(1, 3, size, size))
-    for h in handles:
-        h.remove()
-    return shapes
+    return layer_shapes(
+        lambda m: isinstance(m, MixConv2d) and m.depthwise and len(m.kernel_size) > 1,
+        lambda m, hw: (m.in_channels, m.kernel_size, m.stride, hw), size)
 
 
 def mixnet_m_pointwise_shapes(size=224):
     """(in, out, groups, input size) of every 1x1 conv of MixNet-M split into groups (the
-    expansions and projections of the official ``a1.1``/``p1.1`` blocks), duplicates removed."""
+    expansions and projections of the official ``a1.1``/``p1.1`` blocks)."""
+    return layer_shapes(
+        lambda m: isinstance(m, GroupedPointwiseConv2d) and len(m.convs) > 1,
+        lambda m, hw: (m.in_channels, m.out_channels, len(m.convs), hw), size)
+
+
+def layer_shapes(select, key, size):
+    """``key(module, input size)`` of every module of MixNet-M that ``select`` picks, in call
+    order, duplicates removed (read by forward pre-hooks during one forward pass)."""
     model = MixNet('M').eval()
     shapes = []
 
     def hook(module, inputs):
-        key = (module.in_channels, module.out_channels, len(module.convs), inputs[0].shape[-1])
-        if key not in shapes:
-            shapes.append(key)
+        k = key(module, inputs[0].shape[-1])
+        if k not in shapes:
+            shapes.append(k)
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
-               if isinstance(m, GroupedPointwiseConv2d) and len(m.convs) > 1]
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if select(m)]
     with torch.no_grad():
         model(torch.zeros(1, 3, size, size))
     for h in handles:

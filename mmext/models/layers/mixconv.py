@@ -28,7 +28,7 @@ Two ways to run a depthwise MixConv, the same function (tested: outputs and grad
 Dense groups (``depthwise=False``) with equal input and equal output splits take ``'padded'``
 too: one conv with ``groups=g`` whose weight is the groups' kernels (zero-padded to the largest)
 stacked. With MixNet's 1x1 groups it adds no multiply-adds and saves the split, the
-concatenation of the outputs and that of the input gradients (below).
+concatenation of the outputs and that of the input gradients.
 
 ``impl='auto'`` (default) picks by shape at construction, from ``PADDED_MAX_COST``; the
 parameters are the same either way, so a checkpoint does not depend on the choice.
